@@ -1,0 +1,7 @@
+"""Deep-learning training straight from Apache Parquet (Petastorm datasets) on the current Python stack."""
+from importlib.metadata import PackageNotFoundError, version as _version
+
+try:
+    __version__ = _version("petastorm")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0+unknown"
