@@ -1,0 +1,226 @@
+"""Petastorm dataset metadata: writing it around a Spark job, reading the schema and the row-group listing back.
+
+Keys kept in ``_common_metadata`` (see docs/format.md):
+
+- ``petastorm.unischema.json.v1``: the schema as JSON (preferred by readers);
+- ``dataset-toolkit.unischema.v1``: the schema pickled, for readers of the original format;
+- ``dataset-toolkit.num_row_groups_per_file.v1``: JSON ``{relative file path: row-group count}``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from petastorm.errors import PetastormMetadataError
+from petastorm.etl.legacy_pickle import safe_loads
+from petastorm.fs_utils import UrlOrUrls
+from petastorm.parquet_store import ParquetStore, RowGroupPiece, partition_keys_of
+from petastorm.unischema import Unischema, unischema_from_json, unischema_to_json
+
+__all__ = [
+    "PetastormMetadataError", "PetastormMetadataGenerationError", "UNISCHEMA_KEY", "UNISCHEMA_JSON_KEY",
+    "ROW_GROUPS_PER_FILE_KEY", "materialize_dataset", "write_dataset_metadata", "get_schema",
+    "get_schema_from_dataset_url", "infer_or_load_unischema", "load_row_groups",
+]
+
+logger = logging.getLogger(__name__)
+
+UNISCHEMA_KEY = b"dataset-toolkit.unischema.v1"
+UNISCHEMA_JSON_KEY = b"petastorm.unischema.json.v1"
+ROW_GROUPS_PER_FILE_KEY = b"dataset-toolkit.num_row_groups_per_file.v1"
+
+# Pickle protocol of the legacy schema key: what Python 3 writers of the original format used.
+LEGACY_PICKLE_PROTOCOL = 4
+
+# Hadoop settings changed for the duration of a materialize_dataset block.
+_PARQUET_BLOCK_SIZE = "parquet.block.size"
+_SUMMARY_LEVEL = "parquet.summary.metadata.level"
+_SUMMARY_ENABLED = "parquet.enable.summary-metadata"
+_ROW_CHECK_MIN_KEYS = ("parquet.block.size.row.check.min", "parquet.row-group.size.row.check.min")
+
+_REGENERATE_HINT = ("Write the dataset inside materialize_dataset(...) or regenerate the metadata of an existing "
+                    "dataset with petastorm-generate-metadata.")
+
+
+class PetastormMetadataGenerationError(Exception):
+    """The dataset was written but its Petastorm metadata could not be generated."""
+
+
+def _hadoop_settings(row_group_size_mb: int | None, use_summary_metadata: bool) -> dict[str, str]:
+    settings = {
+        _SUMMARY_LEVEL: "ALL" if use_summary_metadata else "NONE",
+        _SUMMARY_ENABLED: "true" if use_summary_metadata else "false",
+    }
+    # Let parquet-mr check the row-group size after a few rows so small row groups are honoured.
+    settings.update({key: "3" for key in _ROW_CHECK_MIN_KEYS})
+    if row_group_size_mb:
+        settings[_PARQUET_BLOCK_SIZE] = str(int(row_group_size_mb * 1024 * 1024))
+    return settings
+
+
+@contextmanager
+def _hadoop_conf_overrides(spark: Any, settings: dict[str, str]) -> Iterator[None]:
+    """Sets Hadoop configuration values and restores the previous ones (also when the body raises)."""
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    previous = {key: conf.get(key) for key in settings}
+    try:
+        for key, value in settings.items():
+            conf.set(key, value)
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                conf.unset(key)
+            else:
+                conf.set(key, value)
+
+
+@contextmanager
+def materialize_dataset(spark: Any, dataset_url: str, schema: Unischema, row_group_size_mb: int | None = None,
+                        use_summary_metadata: bool = False,
+                        filesystem_factory: Callable[[], Any] | None = None) -> Iterator[None]:
+    """Context manager around the Spark job that writes a Petastorm dataset.
+
+    Inside the block the Hadoop configuration asks parquet-mr for row groups of ``row_group_size_mb`` and for
+    (or against) the ``_metadata`` summary file; the previous values are restored afterwards, whether or not the
+    block raised. When the block succeeds, ``_common_metadata`` gets the schema (JSON and legacy pickle) and the
+    row-group count of every file.
+
+    >>> with materialize_dataset(spark, 'file:///tmp/ds', MySchema, 64):
+    ...     df.write.mode('overwrite').parquet('file:///tmp/ds')
+
+    :param filesystem_factory: optional zero-argument callable returning the (pyarrow or fsspec) filesystem to
+        write the metadata with; by default it is derived from the URL.
+    """
+    with _hadoop_conf_overrides(spark, _hadoop_settings(row_group_size_mb, use_summary_metadata)):
+        yield
+    filesystem = filesystem_factory() if filesystem_factory is not None else None
+    write_dataset_metadata(dataset_url, schema, filesystem=filesystem)
+
+
+def _count_row_groups(store: ParquetStore) -> dict[str, int]:
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        counts = pool.map(lambda path: store.footer(path).num_row_groups, store.data_files)
+        return dict(zip(store.data_files, counts))
+
+
+def write_dataset_metadata(dataset_url: str, schema: Unischema, storage_options: dict | None = None,
+                           filesystem: Any = None) -> None:
+    """Writes (or rewrites) the Petastorm keys of ``_common_metadata`` for an existing Parquet directory.
+
+    The footer metadata the dataset already had (from ``_common_metadata``, else ``_metadata``, else the first
+    data file: Spark's row metadata, for example) is kept.
+    """
+    if not isinstance(schema, Unischema):
+        raise TypeError(f"schema must be a petastorm.unischema.Unischema, got {type(schema).__name__}")
+    store = ParquetStore.open(dataset_url, storage_options=storage_options, filesystem=filesystem)
+    if not store.is_directory:
+        raise PetastormMetadataGenerationError(f"{dataset_url} is a file; Petastorm metadata needs a directory")
+    add_to_dataset_metadata(store, {
+        UNISCHEMA_JSON_KEY: unischema_to_json(schema).encode("utf-8"),
+        UNISCHEMA_KEY: pickle.dumps(schema, protocol=LEGACY_PICKLE_PROTOCOL),
+        ROW_GROUPS_PER_FILE_KEY: json.dumps(_count_row_groups(store)).encode("utf-8"),
+    })
+
+
+def add_to_dataset_metadata(store: ParquetStore, entries: dict[bytes, bytes]) -> None:
+    """Adds (or replaces) key/value entries of ``_common_metadata``, keeping the others."""
+    base = store.common_metadata or store.summary_metadata or store.footer(store.data_files[0])
+    base_schema = base.schema.to_arrow_schema()
+    metadata = dict(base_schema.metadata or {})
+    metadata.update(entries)
+    store.write_common_metadata(base_schema.with_metadata(metadata))
+
+
+def _as_store(dataset: Any) -> ParquetStore:
+    if isinstance(dataset, ParquetStore):
+        return dataset
+    if isinstance(dataset, str):
+        return ParquetStore.open(dataset)
+    raise TypeError(f"Expected a ParquetStore or a dataset URL, got {type(dataset).__name__}")
+
+
+def get_schema(dataset: ParquetStore | str) -> Unischema:
+    """The Unischema stored in the dataset's ``_common_metadata``: the JSON form if present, else the legacy pickle
+    (loaded with the allow-list unpickler).
+
+    :raises PetastormMetadataError: no ``_common_metadata``, no schema key, or a schema that cannot be loaded.
+    """
+    store = _as_store(dataset)
+    if store.common_metadata is None:
+        raise PetastormMetadataError(f"Could not find _common_metadata in {store.root}. {_REGENERATE_HINT}")
+    metadata = store.key_value_metadata()
+    if UNISCHEMA_JSON_KEY in metadata:
+        try:
+            return unischema_from_json(metadata[UNISCHEMA_JSON_KEY].decode("utf-8"))
+        except Exception as e:
+            raise PetastormMetadataError(
+                f"Invalid {UNISCHEMA_JSON_KEY.decode()} in {store.full_path('_common_metadata')}: {e}") from e
+    if UNISCHEMA_KEY not in metadata:
+        raise PetastormMetadataError(
+            f"{store.full_path('_common_metadata')} has no Unischema (neither {UNISCHEMA_JSON_KEY.decode()} nor "
+            f"{UNISCHEMA_KEY.decode()}). {_REGENERATE_HINT}")
+    try:
+        schema = safe_loads(metadata[UNISCHEMA_KEY])
+    except Exception as e:
+        raise PetastormMetadataError(
+            f"Could not load the pickled Unischema ({UNISCHEMA_KEY.decode()}) of {store.root}: {e}") from e
+    if not isinstance(schema, Unischema):
+        raise PetastormMetadataError(
+            f"{UNISCHEMA_KEY.decode()} of {store.root} holds a {type(schema).__name__}, expected a Unischema")
+    return schema
+
+
+def get_schema_from_dataset_url(dataset_url_or_urls: UrlOrUrls, hdfs_driver: str = "libhdfs3",
+                                storage_options: dict | None = None, filesystem: Any = None) -> Unischema:
+    """The Unischema stored in the dataset at ``dataset_url_or_urls`` (see :func:`get_schema`)."""
+    return get_schema(ParquetStore.open(dataset_url_or_urls, hdfs_driver, storage_options, filesystem))
+
+
+def infer_or_load_unischema(dataset: ParquetStore | str) -> Unischema:
+    """The stored Unischema if there is one, else one inferred from the Parquet schema (partition columns first)."""
+    store = _as_store(dataset)
+    try:
+        return get_schema(store)
+    except PetastormMetadataError:
+        logger.info("No Unischema stored in %s; inferring one from the Parquet schema", store.root)
+        return Unischema.from_arrow_schema(store.arrow_schema())
+
+
+def _pieces(files_and_counts: list[tuple[str, int]]) -> list[RowGroupPiece]:
+    return [RowGroupPiece(path, row_group, partition_keys_of(path))
+            for path, count in files_and_counts for row_group in range(count)]
+
+
+def load_row_groups(dataset: ParquetStore | str) -> list[RowGroupPiece]:
+    """Lists every row group of the dataset; a row group's position in this list is its *piece index*.
+
+    From ``_metadata`` when it lists row groups, else from the ``num_row_groups_per_file`` key with the paths
+    sorted, else (no Petastorm metadata) from the footers of the data files in sorted order.
+    """
+    store = _as_store(dataset)
+    summary = store.summary_metadata
+    if summary is not None and summary.num_row_groups > 0:
+        counts: dict[str, int] = {}
+        for i in range(summary.num_row_groups):
+            path = summary.row_group(i).column(0).file_path
+            counts[path] = counts.get(path, 0) + 1
+        return _pieces([(path, counts[path]) for path in store.data_files if path in counts])
+
+    metadata = store.key_value_metadata()
+    if ROW_GROUPS_PER_FILE_KEY in metadata:
+        try:
+            counts = json.loads(metadata[ROW_GROUPS_PER_FILE_KEY].decode("utf-8"))
+        except ValueError as e:
+            raise PetastormMetadataError(
+                f"Invalid {ROW_GROUPS_PER_FILE_KEY.decode()} in {store.full_path('_common_metadata')}: {e}") from e
+        return _pieces(sorted(counts.items()))
+
+    if metadata:
+        logger.warning("%s has no row-group listing; reading the footer of every file. %s",
+                       store.full_path("_common_metadata"), _REGENERATE_HINT)
+    return _pieces(list(_count_row_groups(store).items()))

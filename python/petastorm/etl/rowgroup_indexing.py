@@ -1,0 +1,110 @@
+"""Building row-group indexes with Spark and reading them back from ``_common_metadata``.
+
+Two keys are written side by side: ``petastorm.rowgroups_index.json.v1`` (JSON, read first) and the original
+format's ``dataset-toolkit.rowgroups_index.v1`` (a pickled ``{index name: indexer}``, read with the allow-list
+unpickler when no JSON form exists).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import time
+from typing import Any, Sequence
+
+from petastorm.errors import PetastormMetadataError
+from petastorm.etl import RowGroupIndexerBase
+from petastorm.etl.dataset_metadata import (LEGACY_PICKLE_PROTOCOL, add_to_dataset_metadata, get_schema,
+                                            load_row_groups)
+from petastorm.etl.legacy_pickle import safe_loads
+from petastorm.etl.rowgroup_indexers import indexer_from_json_dict
+from petastorm.parquet_store import ParquetStore, RowGroupPiece
+from petastorm.reader_impl.row_group_io import decode_rows, read_row_group
+from petastorm.unischema import Unischema
+
+logger = logging.getLogger(__name__)
+
+ROWGROUPS_INDEX_KEY = b"dataset-toolkit.rowgroups_index.v1"
+ROWGROUPS_INDEX_JSON_KEY = b"petastorm.rowgroups_index.json.v1"
+
+_MAX_SLICES = 2000
+
+
+def _index_pieces(indexed_pieces: list[tuple[int, RowGroupPiece]], dataset_url: str, hdfs_driver: str,
+                  storage_options: dict | None, indexers: list[RowGroupIndexerBase],
+                  schema: Unischema) -> list[RowGroupIndexerBase]:
+    """Runs on an executor: feeds the decoded rows of each piece to every indexer."""
+    store = ParquetStore.open(dataset_url, hdfs_driver, storage_options)
+    column_names = sorted({name for indexer in indexers for name in indexer.column_names})
+    unknown = [name for name in column_names if name not in schema.fields]
+    if unknown:
+        raise ValueError(f"Indexed columns {unknown} are not fields of the dataset schema {list(schema.fields)}")
+    for piece_index, piece in indexed_pieces:
+        rows = decode_rows(read_row_group(store, piece, column_names), schema)
+        for indexer in indexers:
+            indexer.build_index(rows, piece_index)
+    return indexers
+
+
+def _combine(indexers1: list[RowGroupIndexerBase], indexers2: list[RowGroupIndexerBase]) -> list:
+    return [first + second for first, second in zip(indexers1, indexers2)]
+
+
+def build_rowgroup_index(dataset_url: str, spark_context: Any, indexers: Sequence[RowGroupIndexerBase],
+                         hdfs_driver: str = "libhdfs3", storage_options: dict | None = None) -> None:
+    """Builds the given indexes over every row group with Spark and stores them in ``_common_metadata``.
+
+    :param indexers: objects implementing :class:`~petastorm.etl.RowGroupIndexerBase`, e.g.
+        ``[SingleFieldIndexer('label_index', 'label')]``; index names must be unique.
+    """
+    indexers = list(indexers)
+    names = [indexer.index_name for indexer in indexers]
+    if not indexers or len(set(names)) != len(names):
+        raise ValueError(f"Expected a non-empty list of indexers with unique index names, got {names}")
+    store = ParquetStore.open(dataset_url, hdfs_driver, storage_options)
+    pieces = list(enumerate(load_row_groups(store)))
+    if not pieces:
+        raise PetastormMetadataError(f"No row groups to index in {dataset_url}")
+    schema = get_schema(store)
+
+    start = time.time()
+    built = (spark_context.parallelize(pieces, min(len(pieces), _MAX_SLICES))
+             .mapPartitions(lambda part: [_index_pieces(list(part), dataset_url, hdfs_driver, storage_options,
+                                                        indexers, schema)])
+             .reduce(_combine))
+    index_dict = {indexer.index_name: indexer for indexer in built}
+    add_to_dataset_metadata(store, {
+        ROWGROUPS_INDEX_JSON_KEY: json.dumps(
+            {"indexes": [indexer.to_json_dict() for indexer in built]}).encode("utf-8"),
+        ROWGROUPS_INDEX_KEY: pickle.dumps(index_dict, protocol=LEGACY_PICKLE_PROTOCOL),
+    })
+    logger.info("Built row-group indexes %s over %d row groups in %.1f s", names, len(pieces), time.time() - start)
+
+
+def get_row_group_indexes(dataset: ParquetStore | str) -> dict[str, RowGroupIndexerBase]:
+    """The row-group indexes stored in the dataset, as ``{index name: indexer}``.
+
+    :raises PetastormMetadataError: the dataset has no index, or it cannot be loaded.
+    """
+    store = dataset if isinstance(dataset, ParquetStore) else ParquetStore.open(dataset)
+    metadata = store.key_value_metadata()
+    if ROWGROUPS_INDEX_JSON_KEY in metadata:
+        try:
+            entries = json.loads(metadata[ROWGROUPS_INDEX_JSON_KEY].decode("utf-8"))["indexes"]
+            return {entry["index_name"]: indexer_from_json_dict(entry) for entry in entries}
+        except (ValueError, KeyError, TypeError) as e:
+            raise PetastormMetadataError(
+                f"Invalid {ROWGROUPS_INDEX_JSON_KEY.decode()} in {store.full_path('_common_metadata')}: {e}") from e
+    if ROWGROUPS_INDEX_KEY not in metadata:
+        raise PetastormMetadataError(
+            f"{store.root} has no row-group index; build one with "
+            f"petastorm.etl.rowgroup_indexing.build_rowgroup_index")
+    try:
+        index_dict = safe_loads(metadata[ROWGROUPS_INDEX_KEY])
+    except Exception as e:
+        raise PetastormMetadataError(
+            f"Could not load the pickled row-group index ({ROWGROUPS_INDEX_KEY.decode()}) of {store.root}: {e}") from e
+    if not isinstance(index_dict, dict) or \
+            not all(isinstance(indexer, RowGroupIndexerBase) for indexer in index_dict.values()):
+        raise PetastormMetadataError(f"{ROWGROUPS_INDEX_KEY.decode()} of {store.root} is not a dict of indexers")
+    return index_dict

@@ -1,0 +1,1 @@
+"""Command-line tools working on Petastorm datasets."""
