@@ -55,6 +55,7 @@ lazy val root = (project in file("."))
     // Published to a file repository inside target/ (tests resolve `--packages` from it); `publishM2` serves ~/.m2.
     publishTo := Some(MavenCache("petastorm-local", baseDirectory.value / "target" / "m2")),
     publishMavenStyle := true,
+    versionScheme := Some("early-semver"),
     Compile / packageDoc / publishArtifact := false,
     // Spark provides the Scala library at run time: keep Ivy (`--packages`) from resolving it again.
     pomPostProcess := { node =>

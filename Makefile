@@ -1,0 +1,66 @@
+# Two commands from a fresh clone: `make demo` and `make test`. Each sets up what is missing (virtualenv with the
+# locked stack, sbt, the jar) and skips what is done. Downloads land in ~/.cache (pip, uv, coursier, sbt), so a
+# new clone on the same machine installs from the cache in seconds.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.8
+VERSION := $(shell cat VERSION)
+JAR := python/petastorm/jars/petastorm-spark_2.13-$(VERSION).jar
+DEPS_STAMP := $(VENV)/.deps-$(shell cat requirements/dev.lock pyproject.toml VERSION | cksum | cut -d' ' -f1)
+SCALA_SOURCES := $(shell find scala/src/main -type f) build.sbt project/build.properties VERSION
+SBT := build/sbt
+PYTEST_ARGS ?=
+
+export PYSPARK_PYTHON := $(abspath $(PY))
+export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
+
+.PHONY: demo test test-scala test-python venv jar publish-local wheel lock clean
+
+demo: $(DEPS_STAMP) $(JAR)
+	$(PY) examples/demo.py
+
+test: test-scala test-python
+
+test-scala: $(DEPS_STAMP)
+	$(SBT) test < /dev/null
+
+test-python: $(DEPS_STAMP) $(JAR)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+venv: $(DEPS_STAMP)
+
+# The locked stack (pyspark, pyarrow, numpy, TF, torch, test tools) plus this package, editable.
+$(DEPS_STAMP): requirements/dev.lock pyproject.toml VERSION
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(UV) pip install --quiet --python $(PY) -r requirements/dev.lock
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	rm -f $(VENV)/.deps-* && touch $@
+
+jar: $(JAR)
+
+# Compiled against the jars of the pinned pyspark; also published (jar + pom) to target/m2 for --packages tests.
+$(JAR): $(DEPS_STAMP) $(SCALA_SOURCES)
+	$(SBT) package publish < /dev/null
+	mkdir -p $(dir $@)
+	rm -f $(dir $@)petastorm-spark_*.jar
+	cp target/scala-2.13/petastorm-spark_2.13-$(VERSION).jar $@
+
+# Publishes to ~/.m2/repository, where `spark-submit --packages org.petastorm:petastorm-spark_2.13:$(VERSION)` finds it.
+publish-local: $(DEPS_STAMP)
+	$(SBT) publishM2 < /dev/null
+
+wheel: $(DEPS_STAMP) $(JAR)
+	rm -rf dist && mkdir -p dist
+	tmp=$$(mktemp -d) && cp -r pyproject.toml VERSION README.md python $$tmp/ && \
+	  $(PY) -m build --wheel --no-isolation --outdir dist $$tmp >/dev/null && rm -rf $$tmp
+	ls dist/*.whl
+
+lock: $(DEPS_STAMP)
+	$(UV) pip compile requirements/dev.in --python-version 3.11 -o requirements/dev.lock
+
+clean:
+	rm -rf target project/target project/project dist python/petastorm/jars/*.jar

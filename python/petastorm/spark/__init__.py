@@ -1,0 +1,5 @@
+"""Spark side of petastorm: the bundled jar, session set-up, the tensor type and SQL functions."""
+from petastorm.spark.session import configure_spark, jar_path
+from petastorm.spark.tensor import TensorUDT
+
+__all__ = ["TensorUDT", "configure_spark", "jar_path"]

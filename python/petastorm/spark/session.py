@@ -1,0 +1,52 @@
+"""Finding the petastorm jar and adding it (with the SQL extension) to a SparkSession builder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+import petastorm
+
+EXTENSIONS_CLASS = "org.petastorm.spark.PetastormExtensions"
+_JARS_DIR = Path(__file__).resolve().parent.parent / "jars"
+
+
+def jar_path() -> str:
+    """Path of the petastorm Spark jar shipped inside this package (`petastorm/jars/`)."""
+    jars = sorted(_JARS_DIR.glob("petastorm-spark_*.jar"))
+    exact = [j for j in jars if j.name.endswith(f"-{petastorm.__version__}.jar")]
+    if exact:
+        return str(exact[0])
+    if jars:
+        return str(jars[-1])
+    raise FileNotFoundError(
+        f"The petastorm Spark jar is missing from {_JARS_DIR}: in a source checkout run `make jar`; "
+        "otherwise reinstall the petastorm wheel, which ships it"
+    )
+
+
+def _append(options: dict, key: str, value: str) -> str:
+    present = [v for v in str(options.get(key, "")).split(",") if v]
+    return ",".join(present + ([value] if value not in present else []))
+
+
+def configure_spark(builder: SparkSession.Builder, extensions: bool = True) -> SparkSession.Builder:
+    """Adds the petastorm jar (and, unless `extensions=False`, its SQL extension) to `builder`.
+
+    Values already set for `spark.jars` and `spark.sql.extensions` are kept. Jars reach the JVM only when it
+    starts, so call this before the process's first `getOrCreate()`.
+    """
+    from pyspark import SparkContext
+
+    jar = jar_path()
+    active = SparkContext._active_spark_context
+    if active is not None and jar not in active.getConf().get("spark.jars", ""):
+        raise RuntimeError(
+            "A SparkContext without the petastorm jar is already running in this process, and jars can only be "
+            "added when it starts: call configure_spark(builder) before the first getOrCreate(), or stop it first"
+        )
+    options = getattr(builder, "_options", {})
+    builder = builder.config("spark.jars", _append(options, "spark.jars", jar))
+    if extensions:
+        builder = builder.config("spark.sql.extensions", _append(options, "spark.sql.extensions", EXTENSIONS_CLASS))
+    return builder

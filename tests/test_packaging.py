@@ -1,0 +1,90 @@
+"""The jar inside the wheel, and the jar resolved by `spark-submit --packages` from a Maven repository."""
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import petastorm
+from petastorm.spark import jar_path
+
+ROOT = Path(__file__).resolve().parents[1]
+COORDINATES = f"org.petastorm:petastorm-spark_2.13:{petastorm.__version__}"
+
+
+def test_version_is_defined_once():
+    assert petastorm.__version__ == (ROOT / "VERSION").read_text().strip()
+    assert Path(jar_path()).name == f"petastorm-spark_2.13-{petastorm.__version__}.jar"
+
+
+@pytest.mark.slow
+def test_spark_submit_packages_resolves_the_published_jar(tmp_path):
+    repository = ROOT / "target" / "m2"
+    pom = repository / "org/petastorm/petastorm-spark_2.13" / petastorm.__version__
+    assert pom.is_dir(), f"{pom} is missing: `make jar` publishes the jar there"
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(
+        """
+        import numpy as np
+        from pyspark.sql import SparkSession
+        spark = SparkSession.builder.getOrCreate()
+        row = spark.sql("SELECT array_to_tensor(array(1, 2, 3, 4, 5, 6), array(2, 3), 'float32') AS t").first()
+        assert row.t.dtype == np.float32 and row.t.shape == (2, 3), row.t
+        out = spark.sql("SELECT tensor_shape(array_to_tensor(array(1L, 2L), array(2))) AS s").first().s
+        print("RESULT", row.t.tolist(), out)
+        """
+    ))
+    spark_submit = Path(sys.executable).parent / "spark-submit"
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+    proc = subprocess.run(
+        [str(spark_submit), "--master", "local[1]",
+         "--packages", COORDINATES,
+         "--repositories", repository.as_uri(),
+         "--conf", f"spark.jars.ivy={tmp_path / 'ivy'}",
+         "--conf", "spark.sql.extensions=org.petastorm.spark.PetastormExtensions",
+         "--conf", "spark.ui.enabled=false",
+         str(script)],
+        capture_output=True, text=True, env=env, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "RESULT [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]] [2]" in proc.stdout
+    resolved = list((tmp_path / "ivy" / "jars").glob("org.petastorm_petastorm-spark_2.13-*.jar"))
+    assert resolved, "the jar did not come through Ivy"
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_jar_and_configure_spark_finds_it_in_a_clean_venv(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "VERSION", "README.md"):
+        (source / name).write_bytes((ROOT / name).read_bytes())
+    subprocess.run(["cp", "-r", str(ROOT / "python"), str(source / "python")], check=True)
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path / "dist"),
+                    str(source)], check=True, capture_output=True, timeout=300)
+    wheel = next((tmp_path / "dist").glob("petastorm-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert f"petastorm/jars/petastorm-spark_2.13-{petastorm.__version__}.jar" in names
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    uv = Path(sys.executable).parent / "uv"
+    # Installs from the local cache only: no download at test time.
+    subprocess.run([str(uv), "pip", "install", "--quiet", "--offline", "--python", str(venv / "bin" / "python"),
+                    "-c", str(ROOT / "requirements" / "dev.lock"), str(wheel)], check=True, timeout=300)
+    check = textwrap.dedent(
+        """
+        from pyspark.sql import SparkSession
+        import petastorm.spark as ps
+        builder = ps.configure_spark(SparkSession.builder.config("spark.jars", "/x/other.jar"))
+        jars = builder._options["spark.jars"].split(",")
+        assert jars[0] == "/x/other.jar" and jars[1] == ps.jar_path(), jars
+        assert "site-packages" in ps.jar_path(), ps.jar_path()
+        print("JAR", ps.jar_path())
+        """
+    )
+    proc = subprocess.run([str(venv / "bin" / "python"), "-c", check], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("JAR ") and Path(proc.stdout.split()[1]).is_file()
