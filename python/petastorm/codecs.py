@@ -212,12 +212,12 @@ class CompressedImageCodec(DataframeColumnCodec):
         image_codec = image_codec.lower().lstrip(".")
         if image_codec not in ("png", "jpeg", "jpg"):
             raise ValueError(f"Unsupported image codec '{image_codec}': use 'png' or 'jpeg'")
-        self._image_codec = "." + image_codec
+        self._image_codec = ".jpeg" if image_codec == "jpg" else "." + image_codec
         self._quality = quality
 
     @property
     def image_codec(self) -> str:
-        """'png' or 'jpeg' (or 'jpg')."""
+        """'png' or 'jpeg'."""
         return self._image_codec[1:]
 
     @property

@@ -7,6 +7,8 @@ nullability flag. Instances pickle exactly as in Petastorm 0.13.1 (same class pa
 from __future__ import annotations
 
 import copy
+import decimal
+import json
 import re
 import warnings
 from collections import OrderedDict, namedtuple
@@ -17,7 +19,8 @@ import numpy as np
 from petastorm import codecs as _codecs
 from petastorm._checks import check_ndarray, check_scalar, dtype_name
 
-__all__ = ["UnischemaField", "Unischema", "dict_to_spark_row", "insert_explicit_nulls", "match_unischema_fields"]
+__all__ = ["UnischemaField", "Unischema", "dict_to_spark_row", "insert_explicit_nulls", "match_unischema_fields",
+           "unischema_to_json", "unischema_from_json"]
 
 
 def _fields_as_tuple(field: "UnischemaField") -> tuple:
@@ -229,3 +232,130 @@ def dict_to_spark_row(unischema: Unischema, row_dict: Dict[str, Any]) -> Any:
             values.append(value)
     return Row(*unischema.fields)(*values)
 
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Language-neutral JSON form of a Unischema (read and written by the Scala side too; see docs/format.md).
+
+JSON_SCHEMA_VERSION = 1
+
+_JSON_DTYPES: Dict[str, Any] = {
+    "bool": np.bool_, "int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64,
+    "uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64, "float16": np.float16,
+    "float32": np.float32, "float64": np.float64, "string": np.str_, "bytes": np.bytes_,
+    "decimal": decimal.Decimal, "datetime64": np.datetime64, "timedelta64": np.timedelta64,
+}
+_JSON_DTYPE_NAMES = {t: name for name, t in _JSON_DTYPES.items()}
+
+
+def _spark_atomic_types() -> Dict[str, type]:
+    from pyspark.sql import types as T
+
+    classes = (T.NullType, T.StringType, T.BinaryType, T.BooleanType, T.DateType, T.TimestampType,
+               T.TimestampNTZType, T.DecimalType, T.DoubleType, T.FloatType, T.ByteType, T.IntegerType,
+               T.LongType, T.ShortType)
+    return {cls.typeName(): cls for cls in classes}
+
+
+def _spark_type_from_json(value: Any) -> Any:
+    """A pyspark DataType from Spark's own JSON form ("integer", "decimal(10,2)", {"type": "array", ...})."""
+    from pyspark.sql import types as T
+
+    if isinstance(value, dict):
+        complex_types = {"array": T.ArrayType, "map": T.MapType, "struct": T.StructType}
+        if value.get("type") not in complex_types:
+            raise ValueError(f"Unknown Spark type {value!r}")
+        return complex_types[value["type"]].fromJson(value)
+    if not isinstance(value, str):
+        raise ValueError(f"A Spark type must be a string or an object, got {value!r}")
+    decimal_match = re.fullmatch(r"decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)", value)
+    if decimal_match:
+        return T.DecimalType(int(decimal_match.group(1)), int(decimal_match.group(2)))
+    atomic = _spark_atomic_types()
+    if value not in atomic:
+        raise ValueError(f"Unknown Spark type {value!r}")
+    return atomic[value]()
+
+
+def _codec_to_json(field: UnischemaField) -> Optional[Dict[str, Any]]:
+    codec = field.codec
+    if codec is None:
+        return None
+    if type(codec) is _codecs.ScalarCodec:
+        return {"type": "scalar", "spark_type": codec.spark_dtype().jsonValue()}
+    if type(codec) is _codecs.NdarrayCodec:
+        return {"type": "ndarray"}
+    if type(codec) is _codecs.CompressedNdarrayCodec:
+        return {"type": "compressed_ndarray"}
+    if type(codec) is _codecs.CompressedImageCodec:
+        return {"type": "image", "format": codec.image_codec, "quality": int(codec.quality)}
+    raise ValueError(f"Field '{field.name}': codec {type(codec).__name__} has no JSON form")
+
+
+def _codec_from_json(name: str, spec: Any) -> Any:
+    if spec is None:
+        return None
+    kind = spec.get("type") if isinstance(spec, dict) else None
+    expected_keys = {"scalar": {"type", "spark_type"}, "ndarray": {"type"}, "compressed_ndarray": {"type"},
+                     "image": {"type", "format", "quality"}}
+    if kind not in expected_keys:
+        raise ValueError(f"Field '{name}': unknown codec {spec!r}")
+    if set(spec) != expected_keys[kind]:
+        raise ValueError(f"Field '{name}': codec '{kind}' needs exactly the keys {sorted(expected_keys[kind])}, "
+                         f"got {sorted(spec)}")
+    if kind == "scalar":
+        return _codecs.ScalarCodec(_spark_type_from_json(spec["spark_type"]))
+    if kind == "ndarray":
+        return _codecs.NdarrayCodec()
+    if kind == "compressed_ndarray":
+        return _codecs.CompressedNdarrayCodec()
+    if spec["format"] not in ("png", "jpeg") or not isinstance(spec["quality"], int):
+        raise ValueError(f"Field '{name}': image codec needs format 'png' or 'jpeg' and an integer quality, "
+                         f"got {spec!r}")
+    return _codecs.CompressedImageCodec(spec["format"], spec["quality"])
+
+
+def unischema_to_json(schema: Unischema) -> str:
+    """The schema as a versioned JSON document (layout in docs/format.md)."""
+    fields = []
+    for f in schema.fields.values():
+        if f.numpy_dtype not in _JSON_DTYPE_NAMES:
+            raise ValueError(f"Field '{f.name}': type {dtype_name(f.numpy_dtype)} has no JSON form")
+        fields.append({"name": f.name, "dtype": _JSON_DTYPE_NAMES[f.numpy_dtype],
+                       "shape": [None if d is None else int(d) for d in f.shape],
+                       "nullable": bool(f.nullable), "codec": _codec_to_json(f)})
+    return json.dumps({"version": JSON_SCHEMA_VERSION, "name": schema._name, "fields": fields})
+
+
+def _field_from_json(item: Any) -> UnischemaField:
+    keys = {"name", "dtype", "shape", "nullable", "codec"}
+    if not isinstance(item, dict) or set(item) != keys:
+        raise ValueError(f"A field must be an object with exactly the keys {sorted(keys)}, got {item!r}")
+    name = item["name"]
+    if not isinstance(name, str) or item["dtype"] not in _JSON_DTYPES:
+        raise ValueError(f"Field {name!r}: bad name or unknown dtype {item['dtype']!r} "
+                         f"(known: {sorted(_JSON_DTYPES)})")
+    shape = item["shape"]
+    if not isinstance(shape, list) or not all(d is None or (isinstance(d, int) and d >= 0) for d in shape):
+        raise ValueError(f"Field '{name}': shape must be a list of non-negative integers or null, got {shape!r}")
+    if not isinstance(item["nullable"], bool):
+        raise ValueError(f"Field '{name}': nullable must be true or false, got {item['nullable']!r}")
+    return UnischemaField(name, _JSON_DTYPES[item["dtype"]], tuple(shape), _codec_from_json(name, item["codec"]),
+                          item["nullable"])
+
+
+def unischema_from_json(text: Union[str, bytes]) -> Unischema:
+    """A Unischema from the document written by :func:`unischema_to_json`; ValueError if it is malformed."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"Unischema JSON is not valid JSON: {e}") from e
+    if not isinstance(doc, dict) or doc.get("version") != JSON_SCHEMA_VERSION:
+        version = doc.get("version") if isinstance(doc, dict) else None
+        raise ValueError(f"Unsupported Unischema JSON version {version!r} (this release reads version "
+                         f"{JSON_SCHEMA_VERSION})")
+    if set(doc) != {"version", "name", "fields"} or not isinstance(doc["name"], str) \
+            or not isinstance(doc["fields"], list):
+        raise ValueError("Unischema JSON must be an object with exactly the keys 'version', 'name' (a string) "
+                         "and 'fields' (a list)")
+    return Unischema(doc["name"], [_field_from_json(item) for item in doc["fields"]])

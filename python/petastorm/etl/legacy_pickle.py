@@ -1,0 +1,184 @@
+"""Safe loading of the pickled metadata keys of Petastorm datasets.
+
+The keys ``dataset-toolkit.unischema.v1`` and ``dataset-toolkit.rowgroups_index.v1`` hold Python pickles. A
+pickle can call any importable function, so loading one from an untrusted dataset could run arbitrary code.
+:func:`safe_loads` only resolves an explicit allow-list of exact ``(module, name)`` pairs that legitimate
+Petastorm metadata contains (the schema, codec and indexer classes, numpy scalar types, pyspark SQL types and a
+few containers); anything else raises :class:`PetastormMetadataError` before it is called.
+
+It also reads metadata written by old releases: module prefixes ``av.experimental.deepdrive.dataset_toolkit``
+and ``av.ml.dataset_toolkit`` (renamed to ``petastorm``), Python 2 module names (``__builtin__``, ``copy_reg``),
+numpy type names removed in numpy 2 (``unicode_``, ``string_``) and fields stored through
+``pyspark.serializers._restore``, which pyspark 3 removed.
+"""
+from __future__ import annotations
+
+import copyreg
+import decimal
+import importlib
+import io
+import pickle
+import types
+from collections import OrderedDict, defaultdict
+from typing import Any, Callable, Dict, Tuple
+
+import numpy as np
+
+from petastorm.errors import PetastormMetadataError
+
+__all__ = ["safe_loads", "PetastormMetadataError"]
+
+_RENAMED_PREFIXES = (("av.experimental.deepdrive.dataset_toolkit.", "petastorm."),
+                     ("av.ml.dataset_toolkit.", "petastorm."))
+_RENAMED_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg", "numpy.core.multiarray": "numpy._core.multiarray"}
+
+_PETASTORM_CLASSES = {
+    "petastorm.unischema": ("Unischema", "UnischemaField"),
+    "petastorm.codecs": ("ScalarCodec", "NdarrayCodec", "CompressedNdarrayCodec", "CompressedImageCodec"),
+    "petastorm.etl.rowgroup_indexers": ("SingleFieldIndexer", "FieldNotNullIndexer"),
+}
+
+# numpy scalar type names (as pickled by numpy 1.x and 2.x) -> the numpy 2 attribute.
+_NUMPY_TYPES = {name: name for name in (
+    "bool_", "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "intc", "uintc",
+    "int_", "uint", "intp", "uintp", "long", "ulong", "longlong", "ulonglong", "byte", "ubyte", "short", "ushort",
+    "float16", "float32", "float64", "half", "single", "double", "longdouble", "complex64", "complex128",
+    "csingle", "cdouble", "clongdouble", "str_", "bytes_", "object_", "void", "datetime64", "timedelta64")}
+_NUMPY_TYPES.update({"unicode_": "str_", "string_": "bytes_", "str0": "str_", "bytes0": "bytes_",
+                     "unicode": "str_", "bool8": "bool_", "object0": "object_", "void0": "void", "float_": "float64",
+                     "complex_": "complex128", "longfloat": "longdouble", "singlecomplex": "complex64",
+                     "cfloat": "complex128", "clongfloat": "clongdouble", "longcomplex": "clongdouble",
+                     "int0": "intp", "uint0": "uintp"})
+
+_SPARK_TYPES = (
+    "DataType", "NullType", "StringType", "CharType", "VarcharType", "BinaryType", "BooleanType", "DateType",
+    "TimestampType", "TimestampNTZType", "DecimalType", "DoubleType", "FloatType", "ByteType", "IntegerType",
+    "LongType", "ShortType", "ArrayType", "MapType", "StructField", "StructType", "DayTimeIntervalType",
+    "YearMonthIntervalType")
+
+_BUILTIN_TYPES = {"set": set, "frozenset": frozenset, "tuple": tuple, "list": list, "dict": dict, "object": object,
+                  "str": str, "unicode": str, "bytes": bytes, "int": int, "long": int, "float": float, "bool": bool,
+                  "complex": complex}
+
+
+def _numpy_scalar(dtype: Any, data: Any = None) -> np.generic:
+    """``numpy.core.multiarray.scalar`` restricted to building a plain scalar from its raw bytes."""
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise PetastormMetadataError(f"Refused numpy scalar of dtype {dtype!r}: only plain (non-object) scalars "
+                                     f"are loaded")
+    if isinstance(data, str):
+        data = data.encode("latin1")  # Python 2 pickles store the bytes as str
+    if not isinstance(data, bytes) or len(data) != dtype.itemsize:
+        raise PetastormMetadataError(f"Refused numpy scalar of dtype {dtype}: expected {dtype.itemsize} raw bytes")
+    return np.frombuffer(data, dtype=dtype)[0]
+
+
+def _restore(name: str, fields: Any, values: Any) -> Any:
+    """Replacement for ``pyspark.serializers._restore`` (removed in pyspark 3); rebuilds only UnischemaFields."""
+    from petastorm.unischema import UnischemaField
+
+    fields, values = tuple(fields), tuple(values)
+    if name != "UnischemaField" or not set(fields) <= set(UnischemaField._fields) or len(fields) != len(values):
+        raise PetastormMetadataError(f"Refused pyspark.serializers._restore of namedtuple {name!r} with fields "
+                                     f"{fields!r}: only UnischemaField is loaded")
+    return UnischemaField(**dict(zip(fields, values)))
+
+
+def _lazy(module: str, name: str) -> Callable[[], Any]:
+    return lambda: getattr(importlib.import_module(module), name)
+
+
+def _allow_list() -> Dict[Tuple[str, str], Callable[[], Any]]:
+    allowed: Dict[Tuple[str, str], Callable[[], Any]] = {}
+    for module, names in _PETASTORM_CLASSES.items():
+        allowed.update({(module, n): _lazy(module, n) for n in names})
+    for name, target in _NUMPY_TYPES.items():
+        if hasattr(np, target):
+            allowed[("numpy", name)] = _lazy("numpy", target)
+    allowed[("numpy", "dtype")] = lambda: np.dtype
+    allowed[("numpy._core.multiarray", "scalar")] = lambda: _numpy_scalar
+    allowed.update({("pyspark.sql.types", n): _lazy("pyspark.sql.types", n) for n in _SPARK_TYPES})
+    allowed[("pyspark.serializers", "_restore")] = lambda: _restore
+    allowed[("decimal", "Decimal")] = lambda: decimal.Decimal
+    allowed[("collections", "OrderedDict")] = lambda: OrderedDict
+    allowed[("collections", "defaultdict")] = lambda: defaultdict
+    allowed.update({("builtins", n): (lambda t=t: t) for n, t in _BUILTIN_TYPES.items()})
+    allowed[("copyreg", "_reconstructor")] = lambda: _safe_reconstructor
+    return allowed
+
+
+_ALLOWED = _allow_list()
+
+
+def _normalise(module: str, name: str) -> Tuple[str, str]:
+    for old, new in _RENAMED_PREFIXES:
+        if module.startswith(old):
+            module = new + module[len(old):]
+    return _RENAMED_MODULES.get(module, module), name
+
+
+def _resolve(module: str, name: str) -> Any:
+    """The allow-listed object for a pickled global; PetastormMetadataError if it is not allow-listed."""
+    resolver = _ALLOWED.get(_normalise(module, name))
+    if resolver is None:
+        raise PetastormMetadataError(f"Refused to unpickle {module}.{name}: not on the allow-list of classes "
+                                     f"that Petastorm metadata may contain")
+    return resolver()
+
+
+def _is_allowed_type(cls: Any) -> bool:
+    if not isinstance(cls, type):
+        return False
+    try:
+        return _resolve(cls.__module__, cls.__qualname__) is cls
+    except (PetastormMetadataError, ImportError, AttributeError):
+        return False
+
+
+def _is_allowed_instance(obj: Any) -> bool:
+    return any(_is_allowed_type(base) for base in type(obj).__mro__ if base is not object)
+
+
+def _safe_reconstructor(cls: Any, base: Any, state: Any) -> Any:
+    """``copyreg._reconstructor`` limited to allow-listed classes (``base`` may also be ``object``)."""
+    if not (_is_allowed_type(cls) and (base is object or _is_allowed_type(base)) and issubclass(cls, base)):
+        raise PetastormMetadataError(f"Refused copyreg._reconstructor({cls!r}, {base!r}, ...): only allow-listed "
+                                     f"classes are reconstructed")
+    return copyreg._reconstructor(cls, base, state)
+
+
+class _SafeUnpickler(pickle._Unpickler):
+    """Pure-Python unpickler (so that BUILD can be checked) resolving only allow-listed globals."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def find_class(self, module: str, name: str) -> Any:
+        return _resolve(module, name)
+
+    def load_build(self) -> None:
+        inst = self.stack[-1]
+        if isinstance(inst, (type, types.FunctionType, types.BuiltinFunctionType)) or not _is_allowed_instance(inst):
+            raise PetastormMetadataError(f"Refused to set the state of {inst!r}: only instances of allow-listed "
+                                         f"classes are built")
+        super().load_build()
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise PetastormMetadataError("Refused a persistent id: Petastorm metadata never contains one")
+
+
+def safe_loads(data: bytes, what: str = "pickled Petastorm metadata") -> Any:
+    """Unpickle ``data`` resolving only allow-listed classes; nothing else is imported or called.
+
+    :param data: the pickle bytes (any protocol, 0 to 5).
+    :param what: what the bytes are (e.g. the metadata key), used in error messages.
+    :raises PetastormMetadataError: a global outside the allow-list (the message names its ``module.name``),
+        or bytes that are not a loadable pickle.
+    """
+    try:
+        return _SafeUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except PetastormMetadataError as e:
+        raise PetastormMetadataError(f"Cannot load {what}: {e}") from None
+    except Exception as e:  # a malformed pickle can fail in many ways; report them all the same way
+        raise PetastormMetadataError(f"Cannot load {what}: {type(e).__name__}: {e}") from e
