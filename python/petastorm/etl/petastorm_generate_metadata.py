@@ -1,0 +1,108 @@
+"""Regenerates the Petastorm metadata (``_common_metadata``, optionally ``_metadata``) of an existing dataset.
+
+    petastorm-generate-metadata --dataset_url file:///tmp/ds [--unischema_class pkg.module.MySchema]
+                                [--use-summary-metadata] [--master local[2]]
+
+Without ``--unischema_class`` the schema already stored in the dataset is reused. ``--unischema_class`` imports
+the named module to get the schema object: that runs the module's code, as any import does.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pydoc import locate
+from typing import Any, Sequence
+
+from petastorm.errors import PetastormMetadataError
+from petastorm.etl.dataset_metadata import add_to_dataset_metadata, get_schema, write_dataset_metadata
+from petastorm.parquet_store import ParquetStore
+from petastorm.unischema import Unischema
+
+_ARROW_SCHEMA_KEY = b"ARROW:schema"
+
+
+def _locate_schema(unischema_class: str) -> Unischema:
+    schema = locate(unischema_class)
+    if schema is None:
+        raise ValueError(f"Could not import {unischema_class!r}: expected a dotted path such as "
+                         f"'my_package.my_module.MySchema'")
+    if not isinstance(schema, Unischema):
+        raise ValueError(f"{unischema_class!r} is a {type(schema).__name__}, not a petastorm.unischema.Unischema")
+    return schema
+
+
+def _write_summary_metadata(spark: Any, dataset_url: str) -> None:
+    """Has parquet-mr write ``_metadata`` and ``_common_metadata`` from the footers of every file."""
+    jvm = spark.sparkContext._gateway.jvm
+    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
+    jvm.org.apache.parquet.hadoop.ParquetOutputCommitter.writeMetaDataFile(
+        hadoop_conf, jvm.org.apache.hadoop.fs.Path(dataset_url))
+
+
+def generate_petastorm_metadata(spark: Any, dataset_url: str, unischema_class: str | None = None,
+                                use_summary_metadata: bool = False, hdfs_driver: str = "libhdfs3",
+                                storage_options: dict | None = None) -> None:
+    """Rewrites the Petastorm keys of ``_common_metadata``, keeping its other keys (row-group indexes...).
+
+    :param spark: a SparkSession; needed only with ``use_summary_metadata`` (parquet-mr writes ``_metadata``).
+    :param unischema_class: dotted path of a Unischema object; None reuses the schema stored in the dataset.
+    """
+    store = ParquetStore.open(dataset_url, hdfs_driver, storage_options)
+    if unischema_class:
+        schema = _locate_schema(unischema_class)
+    else:
+        try:
+            schema = get_schema(store)
+        except PetastormMetadataError as e:
+            raise ValueError(f"The dataset has no usable stored schema; pass --unischema_class. ({e})") from e
+    previous = {key: value for key, value in store.key_value_metadata().items() if key != _ARROW_SCHEMA_KEY}
+    if use_summary_metadata:
+        if spark is None:
+            raise ValueError("use_summary_metadata needs a SparkSession")
+        _write_summary_metadata(spark, dataset_url)
+        # parquet-mr rewrote _common_metadata from the footers: put the previous keys back first.
+        add_to_dataset_metadata(ParquetStore.open(dataset_url, hdfs_driver, storage_options), previous)
+    write_dataset_metadata(dataset_url, schema, storage_options)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="petastorm-generate-metadata",
+                                     description="Add the Petastorm metadata to an existing Parquet dataset.")
+    parser.add_argument("--dataset_url", required=True, help="URL of the dataset base directory")
+    parser.add_argument("--unischema_class",
+                        help="fully qualified name of the dataset's Unischema (e.g. "
+                             "examples.hello_world.generate_petastorm_dataset.HelloWorldSchema); by default the "
+                             "schema already in the dataset is reused")
+    parser.add_argument("--master", help="Spark master (only used with --use-summary-metadata)")
+    parser.add_argument("--spark-driver-memory", default="4g", help="Spark driver memory (default 4g)")
+    parser.add_argument("--use-summary-metadata", action="store_true",
+                        help="also write the Parquet _metadata summary file (needs Spark)")
+    parser.add_argument("--hdfs-driver", default="libhdfs3", choices=["libhdfs", "libhdfs3"],
+                        help="accepted for compatibility; pyarrow has one HDFS driver")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point."""
+    args = _parser().parse_args(argv)
+    spark, created = None, False
+    if args.use_summary_metadata:
+        from pyspark.sql import SparkSession
+
+        created = SparkSession.getActiveSession() is None
+        builder = SparkSession.builder.appName("petastorm-generate-metadata") \
+            .config("spark.driver.memory", args.spark_driver_memory)
+        if args.master:
+            builder = builder.master(args.master)
+        spark = builder.getOrCreate()
+    try:
+        generate_petastorm_metadata(spark, args.dataset_url, args.unischema_class, args.use_summary_metadata,
+                                    args.hdfs_driver)
+    finally:
+        if created:
+            spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
