@@ -59,7 +59,8 @@ def unischema_fields_from_arrow(dataset_or_schema: Any, omit_unsupported_fields:
     """
     from petastorm.unischema import UnischemaField
 
-    schema = dataset_or_schema if isinstance(dataset_or_schema, pa.Schema) else dataset_or_schema.schema
+    schema = dataset_or_schema if isinstance(dataset_or_schema, pa.Schema) else getattr(dataset_or_schema, "schema",
+                                                                                        None)
     if not isinstance(schema, pa.Schema):
         raise TypeError(f"Expected a pyarrow.Schema or a dataset with one, got {type(dataset_or_schema).__name__}")
     partitions = _partition_names(dataset_or_schema)

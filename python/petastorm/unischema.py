@@ -230,7 +230,7 @@ def dict_to_spark_row(unischema: Unischema, row_dict: Dict[str, Any]) -> Any:
             values.append(value.tolist())
         else:
             values.append(value)
-    return Row(*unischema.fields)(*values)
+    return Row(**dict(zip(unischema.fields, values)))
 
 
 
