@@ -56,6 +56,8 @@ lazy val root = (project in file("."))
     publishTo := Some(MavenCache("petastorm-local", baseDirectory.value / "target" / "m2")),
     publishMavenStyle := true,
     versionScheme := Some("early-semver"),
+    publishConfiguration := publishConfiguration.value.withOverwrite(true),
+    publishM2Configuration := publishM2Configuration.value.withOverwrite(true),
     Compile / packageDoc / publishArtifact := false,
     // Spark provides the Scala library at run time: keep Ivy (`--packages`) from resolving it again.
     pomPostProcess := { node =>

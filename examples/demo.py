@@ -7,7 +7,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StructField, StructType
 
-from petastorm.spark import TensorUDT, configure_spark
+from petastorm.spark import TensorUDT, as_tensor, configure_spark
 from petastorm.spark.functions import array_to_tensor, tensor_dtype, tensor_shape
 
 
@@ -15,7 +15,7 @@ def tensor_round_trip(spark: SparkSession, workdir: str) -> None:
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, size=(4, 8, 3), dtype=np.uint8) for _ in range(6)]
     schema = StructType([StructField("id", IntegerType(), False), StructField("image", TensorUDT(), False)])
-    df = spark.createDataFrame([(i, img) for i, img in enumerate(images)], schema)
+    df = spark.createDataFrame([(i, as_tensor(img)) for i, img in enumerate(images)], schema)
 
     flat = F.array(*[F.col("id").cast("float") + k for k in range(4)])
     df = df.withColumn("pixels", array_to_tensor(flat, [2, 2], "float32"))
@@ -31,7 +31,8 @@ def tensor_round_trip(spark: SparkSession, workdir: str) -> None:
 
 
 def main() -> None:
-    spark = configure_spark(SparkSession.builder.master("local[2]").appName("petastorm-demo")).getOrCreate()
+    builder = SparkSession.builder.master("local[2]").appName("petastorm-demo").config("spark.ui.showConsoleProgress", "false")
+    spark = configure_spark(builder).getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     with tempfile.TemporaryDirectory(prefix="petastorm-demo-") as workdir:
         tensor_round_trip(spark, workdir)

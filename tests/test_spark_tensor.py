@@ -5,7 +5,7 @@ from pyspark.sql import Row
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StructField, StructType
 
-from petastorm.spark import TensorUDT
+from petastorm.spark import TensorUDT, as_tensor
 from petastorm.spark.functions import array_to_tensor, tensor_dtype, tensor_reshape, tensor_shape, tensor_to_array
 from petastorm.spark.tensor import from_struct, to_struct
 
@@ -30,7 +30,7 @@ def _schema():
 
 def test_every_dtype_and_shape_survives_create_and_collect(spark):
     arrays = [_sample(dt, shape, seed) for seed, (dt, shape) in enumerate((d, s) for d in DTYPES for s in SHAPES)]
-    df = spark.createDataFrame([(i, a) for i, a in enumerate(arrays)], _schema())
+    df = spark.createDataFrame([(i, as_tensor(a)) for i, a in enumerate(arrays)], _schema())
     assert isinstance(df.schema["t"].dataType, TensorUDT)
     back = {row.id: row.t for row in df.collect()}
     assert len(back) == len(arrays)
@@ -42,9 +42,20 @@ def test_every_dtype_and_shape_survives_create_and_collect(spark):
         np.testing.assert_array_equal(got, expected)
 
 
+def test_schema_is_inferred_from_as_tensor_values(spark):
+    df = spark.createDataFrame([(1, as_tensor(np.ones((2, 2), np.float32)))], ["id", "t"])
+    assert isinstance(df.schema["t"].dataType, TensorUDT)
+    np.testing.assert_array_equal(df.first().t, np.ones((2, 2), np.float32))
+
+
+def test_plain_ndarrays_need_verify_schema_off(spark):
+    df = spark.createDataFrame([(1, np.arange(4, dtype=np.int16))], _schema(), verifySchema=False)
+    assert type(df.first().t) is np.ndarray and df.first().t.dtype == np.int16
+
+
 def test_tensor_columns_pass_through_the_jvm_and_parquet(spark, tmp_path):
     arrays = [_sample(np.float32, (2, 3), 1), _sample(np.uint16, (5,), 2), _sample(np.int64, (), 3)]
-    df = spark.createDataFrame([(i, a) for i, a in enumerate(arrays)], _schema())
+    df = spark.createDataFrame([(i, as_tensor(a)) for i, a in enumerate(arrays)], _schema())
     df.write.parquet(str(tmp_path / "t"))
     back = spark.read.parquet(str(tmp_path / "t")).orderBy("id").collect()
     assert isinstance(spark.read.parquet(str(tmp_path / "t")).schema["t"].dataType, TensorUDT)
@@ -54,7 +65,7 @@ def test_tensor_columns_pass_through_the_jvm_and_parquet(spark, tmp_path):
 
 
 def test_nulls_stay_null(spark):
-    df = spark.createDataFrame([(0, None), (1, np.arange(3))], _schema())
+    df = spark.createDataFrame([(0, None), (1, as_tensor(np.arange(3)))], _schema())
     assert [r.t is None for r in df.orderBy("id").collect()] == [True, False]
 
 
@@ -82,7 +93,7 @@ def test_big_endian_and_non_contiguous_inputs_are_normalised():
 )
 def test_unsupported_dtypes_are_refused(spark, value, message):
     with pytest.raises(ValueError, match=message):
-        spark.createDataFrame([(0, value)], _schema()).collect()
+        spark.createDataFrame([(0, value)], _schema(), verifySchema=False).collect()
 
 
 @pytest.mark.parametrize(
@@ -99,7 +110,7 @@ def test_malformed_structs_are_refused(struct, message):
 
 
 def test_sql_functions(spark):
-    spark.createDataFrame([(0, np.arange(24, dtype=np.float64).reshape(2, 3, 4))], _schema()).createOrReplaceTempView(
+    spark.createDataFrame([(0, as_tensor(np.arange(24, dtype=np.float64).reshape(2, 3, 4)))], _schema()).createOrReplaceTempView(
         "tensors"
     )
     row = spark.sql(

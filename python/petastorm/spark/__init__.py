@@ -1,5 +1,5 @@
 """Spark side of petastorm: the bundled jar, session set-up, the tensor type and SQL functions."""
 from petastorm.spark.session import configure_spark, jar_path
-from petastorm.spark.tensor import TensorUDT
+from petastorm.spark.tensor import TensorArray, TensorUDT, as_tensor
 
-__all__ = ["TensorUDT", "configure_spark", "jar_path"]
+__all__ = ["TensorArray", "TensorUDT", "as_tensor", "configure_spark", "jar_path"]

@@ -84,3 +84,19 @@ class TensorUDT(UserDefinedType):
 
     def simpleString(self) -> str:
         return "tensor"
+
+
+class TensorArray(np.ndarray):
+    """An ndarray that PySpark recognises as a tensor value.
+
+    `createDataFrame` verifies each value of a `TensorUDT` field by its `__UDT__`, which plain ndarrays lack; wrap
+    them with `as_tensor` (a zero-copy view), or pass `verifySchema=False`. With `as_tensor` values the schema can
+    also be inferred. Arrays read back from Spark are plain ndarrays.
+    """
+
+    __UDT__ = TensorUDT()
+
+
+def as_tensor(value: Any) -> TensorArray:
+    """A zero-copy `TensorArray` view of an array-like, for `createDataFrame` rows."""
+    return np.asarray(value).view(TensorArray)
