@@ -73,6 +73,14 @@ def _numpy_scalar(dtype: Any, data: Any = None) -> np.generic:
     return np.frombuffer(data, dtype=dtype)[0]
 
 
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """``_codecs.encode`` as protocols 0-2 use it to pickle bytes: only str to latin-1."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise PetastormMetadataError(f"Refused _codecs.encode with encoding {encoding!r}: only latin1 text is "
+                                     f"turned into bytes")
+    return text.encode("latin1")
+
+
 def _restore(name: str, fields: Any, values: Any) -> Any:
     """Replacement for ``pyspark.serializers._restore`` (removed in pyspark 3); rebuilds only UnischemaFields."""
     from petastorm.unischema import UnischemaField
@@ -104,6 +112,7 @@ def _allow_list() -> Dict[Tuple[str, str], Callable[[], Any]]:
     allowed[("collections", "defaultdict")] = lambda: defaultdict
     allowed.update({("builtins", n): (lambda t=t: t) for n, t in _BUILTIN_TYPES.items()})
     allowed[("copyreg", "_reconstructor")] = lambda: _safe_reconstructor
+    allowed[("_codecs", "encode")] = lambda: _latin1_encode
     return allowed
 
 
@@ -156,7 +165,7 @@ class _SafeUnpickler(pickle._Unpickler):
         return _resolve(module, name)
 
     def load_build(self) -> None:
-        inst = self.stack[-1]
+        inst = self.stack[-2]  # the state is on top, the object to build below it
         if isinstance(inst, (type, types.FunctionType, types.BuiltinFunctionType)) or not _is_allowed_instance(inst):
             raise PetastormMetadataError(f"Refused to set the state of {inst!r}: only instances of allow-listed "
                                          f"classes are built")
