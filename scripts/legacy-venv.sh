@@ -15,6 +15,8 @@ $PIP install --quiet "pyarrow==14.0.2" "numpy==1.26.4" "pyspark==3.5.5" "pandas<
 # --no-deps: its declared dependencies would pull a different pyarrow/numpy; install the small ones by hand.
 $PIP install --quiet --no-deps "petastorm==0.13.1"
 $PIP install --quiet dill diskcache psutil pyzmq fsspec six future packaging
-"$VENV_DIR/bin/python" -c "import petastorm, pyarrow, numpy; print('petastorm', petastorm.__version__, \
-'pyarrow', pyarrow.__version__, 'numpy', numpy.__version__)"
+# Its image codec (CompressedImageCodec) decodes with OpenCV; 4.10 is the last line built for numpy 1.x too.
+$PIP install --quiet "opencv-python-headless>=4.8,<4.11"
+"$VENV_DIR/bin/python" -c "import petastorm, pyarrow, numpy, cv2; print('petastorm', petastorm.__version__, \
+'pyarrow', pyarrow.__version__, 'numpy', numpy.__version__, 'cv2', cv2.__version__)"
 echo "export PETASTORM_LEGACY_PYTHON=$(cd "$VENV_DIR" && pwd)/bin/python"

@@ -8,12 +8,15 @@ Keys kept in ``_common_metadata`` (see docs/format.md):
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import pickle
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
+
+import numpy as np
 
 from petastorm.errors import PetastormMetadataError
 from petastorm.etl.legacy_pickle import safe_loads
@@ -23,7 +26,7 @@ from petastorm.unischema import Unischema, unischema_from_json, unischema_to_jso
 
 __all__ = [
     "PetastormMetadataError", "PetastormMetadataGenerationError", "UNISCHEMA_KEY", "UNISCHEMA_JSON_KEY",
-    "ROW_GROUPS_PER_FILE_KEY", "materialize_dataset", "write_dataset_metadata", "get_schema",
+    "ROW_GROUPS_PER_FILE_KEY", "legacy_dumps", "materialize_dataset", "write_dataset_metadata", "get_schema",
     "get_schema_from_dataset_url", "infer_or_load_unischema", "load_row_groups",
 ]
 
@@ -44,6 +47,22 @@ _ROW_CHECK_MIN_KEYS = ("parquet.block.size.row.check.min", "parquet.row-group.si
 
 _REGENERATE_HINT = ("Write the dataset inside materialize_dataset(...) or regenerate the metadata of an existing "
                     "dataset with petastorm-generate-metadata.")
+
+
+class _LegacyPickler(pickle.Pickler):
+    """Pickles numpy scalar types by names that numpy 1.x also has (numpy 2 names ``bool_`` ``numpy.bool``)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if obj is np.bool_:
+            return "bool_"
+        return NotImplemented
+
+
+def legacy_dumps(obj: Any) -> bytes:
+    """Pickles metadata for readers of the original format (numpy 1.x or 2.x)."""
+    buffer = io.BytesIO()
+    _LegacyPickler(buffer, protocol=LEGACY_PICKLE_PROTOCOL).dump(obj)
+    return buffer.getvalue()
 
 
 class PetastormMetadataGenerationError(Exception):
@@ -122,7 +141,7 @@ def write_dataset_metadata(dataset_url: str, schema: Unischema, storage_options:
         raise PetastormMetadataGenerationError(f"{dataset_url} is a file; Petastorm metadata needs a directory")
     add_to_dataset_metadata(store, {
         UNISCHEMA_JSON_KEY: unischema_to_json(schema).encode("utf-8"),
-        UNISCHEMA_KEY: pickle.dumps(schema, protocol=LEGACY_PICKLE_PROTOCOL),
+        UNISCHEMA_KEY: legacy_dumps(schema),
         ROW_GROUPS_PER_FILE_KEY: json.dumps(_count_row_groups(store)).encode("utf-8"),
     })
 

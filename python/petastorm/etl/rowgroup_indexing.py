@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 import time
 from typing import Any, Sequence
 
 from petastorm.errors import PetastormMetadataError
 from petastorm.etl import RowGroupIndexerBase
-from petastorm.etl.dataset_metadata import (LEGACY_PICKLE_PROTOCOL, add_to_dataset_metadata, get_schema,
-                                            load_row_groups)
+from petastorm.etl.dataset_metadata import add_to_dataset_metadata, get_schema, legacy_dumps, load_row_groups
 from petastorm.etl.legacy_pickle import safe_loads
 from petastorm.etl.rowgroup_indexers import indexer_from_json_dict
 from petastorm.parquet_store import ParquetStore, RowGroupPiece
@@ -76,7 +74,7 @@ def build_rowgroup_index(dataset_url: str, spark_context: Any, indexers: Sequenc
     add_to_dataset_metadata(store, {
         ROWGROUPS_INDEX_JSON_KEY: json.dumps(
             {"indexes": [indexer.to_json_dict() for indexer in built]}).encode("utf-8"),
-        ROWGROUPS_INDEX_KEY: pickle.dumps(index_dict, protocol=LEGACY_PICKLE_PROTOCOL),
+        ROWGROUPS_INDEX_KEY: legacy_dumps(index_dict),
     })
     logger.info("Built row-group indexes %s over %d row groups in %.1f s", names, len(pieces), time.time() - start)
 
