@@ -69,7 +69,7 @@ DTYPES = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, 
           np.float32, np.float64, np.str_, np.bytes_, decimal.Decimal, np.datetime64, np.timedelta64]
 SPARK_TYPES = [T.ByteType(), T.ShortType(), T.IntegerType(), T.LongType(), T.FloatType(), T.DoubleType(),
                T.BooleanType(), T.StringType(), T.BinaryType(), T.DateType(), T.TimestampType(),
-               T.TimestampNTZType(), T.DecimalType(38, 18), T.DecimalType(), T.NullType(),
+               T.TimestampNTZType(), T.DecimalType(38, 18), T.CharType(3), T.VarcharType(10), T.DecimalType(), T.NullType(),
                T.ArrayType(T.IntegerType(), False), T.MapType(T.StringType(), T.DoubleType()),
                T.StructType([T.StructField("a", T.LongType())])]
 CODECS = [None, NdarrayCodec(), CompressedNdarrayCodec(), CompressedImageCodec(), CompressedImageCodec("jpeg", 5)]

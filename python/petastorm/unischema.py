@@ -271,6 +271,9 @@ def _spark_type_from_json(value: Any) -> Any:
     decimal_match = re.fullmatch(r"decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)", value)
     if decimal_match:
         return T.DecimalType(int(decimal_match.group(1)), int(decimal_match.group(2)))
+    char_match = re.fullmatch(r"(char|varchar)\(\s*(\d+)\s*\)", value)
+    if char_match:
+        return (T.CharType if char_match.group(1) == "char" else T.VarcharType)(int(char_match.group(2)))
     atomic = _spark_atomic_types()
     if value not in atomic:
         raise ValueError(f"Unknown Spark type {value!r}")
