@@ -43,7 +43,8 @@ LEGACY_PICKLE_PROTOCOL = 4
 _PARQUET_BLOCK_SIZE = "parquet.block.size"
 _SUMMARY_LEVEL = "parquet.summary.metadata.level"
 _SUMMARY_ENABLED = "parquet.enable.summary-metadata"
-_ROW_CHECK_MIN_KEYS = ("parquet.block.size.row.check.min", "parquet.row-group.size.row.check.min")
+# parquet-mr checks the buffered size (for pages and row groups) after this many rows at the earliest (default 100).
+_ROW_CHECK_MIN = "parquet.page.size.row.check.min"
 
 _REGENERATE_HINT = ("Write the dataset inside materialize_dataset(...) or regenerate the metadata of an existing "
                     "dataset with petastorm-generate-metadata.")
@@ -74,8 +75,8 @@ def _hadoop_settings(row_group_size_mb: int | None, use_summary_metadata: bool) 
         _SUMMARY_LEVEL: "ALL" if use_summary_metadata else "NONE",
         _SUMMARY_ENABLED: "true" if use_summary_metadata else "false",
     }
-    # Let parquet-mr check the row-group size after a few rows so small row groups are honoured.
-    settings.update({key: "3" for key in _ROW_CHECK_MIN_KEYS})
+    # Check the size after a few rows, so that row groups of large rows (images, tensors) stay near the target.
+    settings[_ROW_CHECK_MIN] = "3"
     if row_group_size_mb:
         settings[_PARQUET_BLOCK_SIZE] = str(int(row_group_size_mb * 1024 * 1024))
     return settings
