@@ -187,19 +187,16 @@ def insert_explicit_nulls(unischema: Unischema, row_dict: Dict[str, Any]) -> Non
             row_dict[name] = None
 
 
-_VALIDATED_ARRAY_CODECS = (_codecs.NdarrayCodec, _codecs.CompressedNdarrayCodec, _codecs.CompressedImageCodec)
-
-
 def _check_field_value(field: UnischemaField, value: Any) -> None:
+    """Nullability, and dtype/shape of codec-less fields (codecs check the values they encode)."""
     if value is None:
         if not field.nullable:
             raise ValueError(f"Field '{field.name}' is not nullable, but got None")
-        return
-    if field.shape == ():
-        if field.codec is None or isinstance(field.codec, _codecs.ScalarCodec):
+    elif field.codec is None:
+        if field.shape == ():
             check_scalar(field, value)
-    elif isinstance(field.codec, _VALIDATED_ARRAY_CODECS) or (field.codec is None and isinstance(value, np.ndarray)):
-        check_ndarray(field, value)
+        elif isinstance(value, np.ndarray):
+            check_ndarray(field, value)
 
 
 def dict_to_spark_row(unischema: Unischema, row_dict: Dict[str, Any]) -> Any:
