@@ -80,8 +80,8 @@ def _indexes_section(store: ParquetStore) -> str:
     return "Row-group indexes:\n" + _table(["index", "type", "column", "values", "row groups"], rows)
 
 
-def inspect(url: str, out: TextIO = sys.stdout) -> None:
-    """Prints a readable description of the dataset at ``url``."""
+def inspect(url: str, out: TextIO | None = None) -> None:
+    """Prints a readable description of the dataset at ``url`` (to ``out``, default standard output)."""
     store = ParquetStore.open(url)
     try:
         schema, stored = get_schema(store), True
@@ -89,7 +89,7 @@ def inspect(url: str, out: TextIO = sys.stdout) -> None:
         schema, stored = infer_or_load_unischema(store), False
     sections = [f"Dataset {url}", _schema_section(schema, stored), _metadata_section(store),
                 _files_section(store), _indexes_section(store)]
-    out.write("\n\n".join(sections) + "\n")
+    (out or sys.stdout).write("\n\n".join(sections) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
