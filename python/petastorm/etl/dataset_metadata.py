@@ -26,8 +26,9 @@ from petastorm.unischema import Unischema, unischema_from_json, unischema_to_jso
 
 __all__ = [
     "PetastormMetadataError", "PetastormMetadataGenerationError", "UNISCHEMA_KEY", "UNISCHEMA_JSON_KEY",
-    "ROW_GROUPS_PER_FILE_KEY", "legacy_dumps", "materialize_dataset", "write_dataset_metadata", "get_schema",
-    "get_schema_from_dataset_url", "infer_or_load_unischema", "load_row_groups",
+    "ROW_GROUPS_PER_FILE_KEY", "legacy_dumps", "materialize_dataset", "write_dataset_metadata",
+    "add_to_dataset_metadata", "get_schema", "get_schema_from_dataset_url", "infer_or_load_unischema",
+    "load_row_groups",
 ]
 
 logger = logging.getLogger(__name__)
