@@ -1,0 +1,552 @@
+"""Row-group caches for the readers: ``'null'`` (no cache) and ``'local-disk'`` (a bounded on-disk cache).
+
+The reader engine asks the cache for a row group by a string key and hands it a ``fill`` callable that loads the
+row group when the cache does not hold it::
+
+    cache = make_cache('local-disk', '/tmp/petastorm-cache', size_limit=10 * 2**30)
+    key = cache_key(dataset_url, piece_index, columns, transform_spec)
+    table = cache.get(key, lambda: load_row_group(...))
+    ...
+    cache.cleanup()   # optional: removes what the cache created
+
+The local-disk cache:
+
+- stores a ``pyarrow.Table`` / ``pyarrow.RecordBatch`` as an Arrow IPC file and a ``dict`` of numpy arrays (no
+  object dtype) as an uncompressed ``.npz``; nothing is pickled. Other values are returned uncached (with a
+  warning, once);
+- writes each entry to a temporary file and renames it into place, so readers in other threads or processes
+  never see a partial entry;
+- keeps the total size of its entries within ``size_limit`` bytes by deleting the least recently used entries
+  (recency is the entry file's modification time, refreshed on every hit) after each write;
+- marks its directory with a marker file ``.petastorm-cache``. It uses an existing directory only if it is empty
+  or already holds that marker, refuses (:class:`CacheLocationError`) to evict or clear when the directory holds
+  files it did not write, and never deletes a directory it did not create: :meth:`LocalDiskCache.cleanup`
+  removes its entries, its own sub-directories and marker, and the cache directory itself only if the cache
+  created it.
+
+Several readers (threads or processes) may share one location: writes are atomic renames, a missing entry is
+simply refilled, and eviction tolerates entries deleted by someone else.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import marshal
+import os
+import pickle
+import re
+import threading
+import uuid
+import warnings
+from typing import Any, Callable, Sequence, TypeVar
+from urllib.parse import urlparse
+
+import numpy as np
+import pyarrow as pa
+
+__all__ = ["CacheBase", "NullCache", "LocalDiskCache", "CacheLocationError", "make_cache", "cache_key",
+           "CACHE_TYPES", "MARKER_FILE"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CACHE_TYPES = ("null", "local-disk")
+MARKER_FILE = ".petastorm-cache"
+_MARKER_FORMAT = "petastorm-local-disk-cache"
+_MARKER_VERSION = 1
+_ENTRIES_DIR = "entries"
+_ENTRY_RE = re.compile(r"^[0-9a-f]{64}\.(arrow|npz)$")
+_TEMP_RE = re.compile(r"^\.tmp-[0-9a-f]{32}\.(arrow|npz)$")
+_SHARD_RE = re.compile(r"^[0-9a-f]{2}$")
+_KEY_FIELD = "__petastorm_cache_key__"
+_KIND_FIELD = b"__petastorm_cache_kind__"
+# Settings of the original (diskcache-based) cache that have no meaning here; accepted and ignored.
+_IGNORED_SETTINGS = {"shards", "timeout", "eviction_policy", "statistics", "tag_index", "sqlite_cache_size",
+                     "sqlite_mmap_size", "disk_min_file_size", "cull_limit"}
+
+
+class CacheLocationError(RuntimeError):
+    """The cache location holds files the cache did not write, so the cache will not use, evict in or clear it."""
+
+
+class CacheBase:
+    """A cache of loaded row groups: ``get(key, fill)`` returns the cached value or ``fill()``'s result."""
+
+    def get(self, key: str, fill: Callable[[], T]) -> T:
+        raise NotImplementedError
+
+    def cleanup(self) -> None:
+        """Removes whatever the cache stored (nothing for a cache that stores nothing)."""
+
+    def __enter__(self) -> "CacheBase":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.cleanup()
+
+
+class NullCache(CacheBase):
+    """Caches nothing: ``get`` always calls ``fill``."""
+
+    def get(self, key: str, fill: Callable[[], T]) -> T:
+        return fill()
+
+    def __repr__(self) -> str:
+        return "NullCache()"
+
+
+def _write_arrow(path: str, value: Any, key: str) -> None:
+    table = pa.Table.from_batches([value]) if isinstance(value, pa.RecordBatch) else value
+    metadata = dict(table.schema.metadata or {})
+    metadata[_KEY_FIELD.encode()] = key.encode("utf-8")
+    metadata[_KIND_FIELD] = b"batch" if isinstance(value, pa.RecordBatch) else b"table"
+    table = table.replace_schema_metadata(metadata)
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def _read_arrow(path: str, key: str) -> Any:
+    with pa.memory_map(path, "r") as source:
+        table = pa.ipc.open_file(source).read_all()
+    metadata = dict(table.schema.metadata or {})
+    if metadata.pop(_KEY_FIELD.encode(), b"").decode("utf-8") != key:
+        raise KeyError(key)
+    kind = metadata.pop(_KIND_FIELD, b"table")
+    table = table.replace_schema_metadata(metadata or None)
+    if kind == b"batch":
+        return table.combine_chunks().to_batches()[0] if table.num_rows else \
+            pa.RecordBatch.from_pylist([], schema=table.schema)
+    return table
+
+
+def _write_npz(path: str, value: dict, key: str) -> None:
+    arrays = {}
+    for name, array in value.items():
+        if name == _KEY_FIELD:
+            raise TypeError(f"{_KEY_FIELD} is reserved")
+        arrays[name] = array
+    with open(path, "wb") as f:
+        np.savez(f, **{_KEY_FIELD: np.array(key)}, **arrays)
+
+
+def _read_npz(path: str, key: str) -> dict:
+    with np.load(path, allow_pickle=False) as npz:
+        if str(npz[_KEY_FIELD]) != key:
+            raise KeyError(key)
+        return {name: npz[name] for name in npz.files if name != _KEY_FIELD}
+
+
+def _serializer_for(value: Any) -> str | None:
+    """``'arrow'``, ``'npz'`` or None (not cacheable without pickle)."""
+    if isinstance(value, (pa.Table, pa.RecordBatch)):
+        return "arrow"
+    if isinstance(value, dict) and value and all(isinstance(k, str) for k in value) and all(
+            isinstance(v, np.ndarray) and not v.dtype.hasobject for v in value.values()):
+        return "npz"
+    return None
+
+
+def _local_path(location: Any) -> str:
+    if not isinstance(location, (str, os.PathLike)) or not str(location):
+        raise ValueError(f"cache_location must be a local directory path, got {location!r}")
+    location = os.fspath(location)
+    parsed = urlparse(location)
+    if parsed.scheme == "file":
+        location = parsed.path
+    elif parsed.scheme and len(parsed.scheme) > 1:
+        raise ValueError(f"The local-disk cache needs a local directory, got the URL {location!r}")
+    return os.path.abspath(location)
+
+
+class LocalDiskCache(CacheBase):
+    """A bounded cache of row groups in a local directory (see the module documentation).
+
+    :param path: the cache directory; created (with the marker file) if missing. An existing directory must be
+        empty or already be a cache directory.
+    :param size_limit_bytes: the most bytes the entries may take together; least recently used entries are
+        evicted beyond it. An entry larger than the limit is not stored.
+    :param expected_row_size_bytes: optional estimate of a row's size, used only to warn when the limit cannot
+        hold a reasonable number of rows.
+    :param cleanup: the original's ``cleanup`` setting, kept as :attr:`cleanup_on_stop`: when True the reader
+        calls :meth:`cleanup` when it stops.
+    """
+
+    def __init__(self, path: Any, size_limit_bytes: int, expected_row_size_bytes: int | None = None,
+                 cleanup: bool = False, **settings: Any):
+        if not isinstance(size_limit_bytes, int) or isinstance(size_limit_bytes, bool) or size_limit_bytes <= 0:
+            raise ValueError(f"cache_size_limit must be a positive number of bytes, got {size_limit_bytes!r}")
+        if expected_row_size_bytes is not None and (not isinstance(expected_row_size_bytes, int) or
+                                                    expected_row_size_bytes <= 0):
+            raise ValueError("cache_row_size_estimate must be None or a positive number of bytes, got "
+                             f"{expected_row_size_bytes!r}")
+        unknown = set(settings) - _IGNORED_SETTINGS
+        if unknown:
+            raise ValueError(f"Unknown cache_extra_settings {sorted(unknown)}; the local-disk cache takes "
+                             "'cleanup' (and ignores the original's diskcache settings "
+                             f"{sorted(_IGNORED_SETTINGS)})")
+        if expected_row_size_bytes and size_limit_bytes < 100 * expected_row_size_bytes:
+            warnings.warn(f"cache_size_limit={size_limit_bytes} holds fewer than 100 rows of the estimated "
+                          f"{expected_row_size_bytes} bytes; most row groups will not stay cached")
+        self.path = _local_path(path)
+        self.size_limit_bytes = size_limit_bytes
+        self.expected_row_size_bytes = expected_row_size_bytes
+        self.cleanup_on_stop = bool(cleanup)
+        self._entries = os.path.join(self.path, _ENTRIES_DIR)
+        self._lock = threading.Lock()
+        self._warned_types: set = set()
+        self.hits = 0
+        self.misses = 0
+        self._open_location()
+
+    # -- location and marker ------------------------------------------------------------------------------------
+
+    @property
+    def marker_path(self) -> str:
+        return os.path.join(self.path, MARKER_FILE)
+
+    def _open_location(self) -> None:
+        created_root = False
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            os.mkdir(self.path)
+            created_root = True
+        except FileExistsError:
+            if not os.path.isdir(self.path):
+                raise CacheLocationError(f"cache_location {self.path} exists and is not a directory")
+        if os.path.exists(self.marker_path):
+            self._read_marker()
+            return
+        foreign = [name for name in os.listdir(self.path)]
+        if foreign:
+            raise CacheLocationError(
+                f"cache_location {self.path} is not empty and is not a Petastorm cache directory (no "
+                f"{MARKER_FILE} marker; it holds e.g. {sorted(foreign)[:5]}). Choose an empty or new directory: "
+                "the cache evicts and deletes files in its location and will not do so among other files.")
+        marker = {"format": _MARKER_FORMAT, "version": _MARKER_VERSION, "created_root": created_root}
+        temp = os.path.join(self.path, f".tmp-marker-{uuid.uuid4().hex}")
+        with open(temp, "w") as f:
+            json.dump(marker, f)
+        os.replace(temp, self.marker_path)
+
+    def _read_marker(self) -> dict:
+        try:
+            with open(self.marker_path) as f:
+                marker = json.load(f)
+        except (OSError, ValueError) as e:
+            raise CacheLocationError(f"{self.marker_path} is not a readable Petastorm cache marker: {e}") from e
+        if not isinstance(marker, dict) or marker.get("format") != _MARKER_FORMAT:
+            raise CacheLocationError(f"{self.marker_path} is not a Petastorm cache marker")
+        if marker.get("version") != _MARKER_VERSION:
+            raise CacheLocationError(f"{self.path} holds a cache of format version {marker.get('version')}, this "
+                                     f"version of Petastorm writes version {_MARKER_VERSION}; use another location")
+        return marker
+
+    def _foreign_files(self, limit: int = 5) -> list[str]:
+        """Paths under the location that the cache did not write (at most ``limit``)."""
+        found = []
+        if not os.path.isdir(self.path):
+            return found
+        for name in os.listdir(self.path):
+            full = os.path.join(self.path, name)
+            if name == MARKER_FILE or (name.startswith(".tmp-marker-") and os.path.isfile(full)):
+                continue
+            if name == _ENTRIES_DIR and os.path.isdir(full) and not os.path.islink(full):
+                for shard in os.listdir(full):
+                    shard_path = os.path.join(full, shard)
+                    if not _SHARD_RE.match(shard) or not os.path.isdir(shard_path) or os.path.islink(shard_path):
+                        found.append(shard_path)
+                        continue
+                    for entry in os.listdir(shard_path):
+                        entry_path = os.path.join(shard_path, entry)
+                        if not (_ENTRY_RE.match(entry) or _TEMP_RE.match(entry)) or not os.path.isfile(entry_path) \
+                                or os.path.islink(entry_path):
+                            found.append(entry_path)
+                    if len(found) >= limit:
+                        return found[:limit]
+                continue
+            found.append(full)
+            if len(found) >= limit:
+                break
+        return found[:limit]
+
+    def _check_owned(self, action: str) -> None:
+        if not os.path.isfile(self.marker_path):
+            raise CacheLocationError(f"Refusing to {action} {self.path}: its {MARKER_FILE} marker is gone, so it "
+                                     "may no longer be a Petastorm cache directory")
+        foreign = self._foreign_files()
+        if foreign:
+            raise CacheLocationError(f"Refusing to {action} {self.path}: it holds files the cache did not write, "
+                                     f"e.g. {foreign}")
+
+    # -- entries ---------------------------------------------------------------------------------------------
+
+    def _entry_path(self, key: str, kind: str) -> str:
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+        return os.path.join(self._entries, digest[:2], f"{digest}.{kind}")
+
+    def _load(self, key: str) -> tuple[bool, Any]:
+        for kind in ("arrow", "npz"):
+            path = self._entry_path(key, kind)
+            try:
+                value = _read_arrow(path, key) if kind == "arrow" else _read_npz(path, key)
+            except FileNotFoundError:
+                continue
+            except KeyError:
+                logger.warning("Cache entry %s belongs to another key (hash collision); ignored", path)
+                continue
+            except Exception as e:  # a damaged entry (e.g. disk full when it was written): drop it and refill
+                logger.warning("Unreadable cache entry %s (%s); it is refilled", path, e)
+                self._remove_entry(path)
+                continue
+            try:
+                os.utime(path)  # recency for LRU eviction
+            except OSError:
+                pass
+            return True, value
+        return False, None
+
+    @staticmethod
+    def _remove_entry(path: str) -> int:
+        try:
+            size = os.stat(path).st_size
+            os.unlink(path)
+            return size
+        except FileNotFoundError:
+            return 0
+
+    def get(self, key: str, fill: Callable[[], T]) -> T:
+        if not isinstance(key, str):
+            raise TypeError(f"cache keys are strings, got {type(key).__name__}")
+        found, value = self._load(key)
+        if found:
+            with self._lock:
+                self.hits += 1
+            return value
+        with self._lock:
+            self.misses += 1
+        value = fill()
+        self._store(key, value)
+        return value
+
+    def _store(self, key: str, value: Any) -> None:
+        kind = _serializer_for(value)
+        if kind is None:
+            name = type(value).__name__
+            if name not in self._warned_types:
+                self._warned_types.add(name)
+                warnings.warn(f"The local-disk cache stores pyarrow Tables/RecordBatches and dicts of numpy arrays "
+                              f"(no object dtype); a {name} is returned uncached")
+            return
+        if not os.path.isfile(self.marker_path):
+            logger.warning("The cache marker %s is gone; not caching", self.marker_path)
+            return
+        path = self._entry_path(key, kind)
+        directory = os.path.dirname(path)
+        temp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}.{kind}")
+        try:
+            os.makedirs(directory, exist_ok=True)
+            if kind == "arrow":
+                _write_arrow(temp, value, key)
+            else:
+                _write_npz(temp, value, key)
+            size = os.stat(temp).st_size
+            if size > self.size_limit_bytes:
+                os.unlink(temp)
+                warnings.warn(f"A cache entry of {size} bytes exceeds cache_size_limit={self.size_limit_bytes}; "
+                              "it is not cached")
+                return
+            os.replace(temp, path)
+        except OSError as e:
+            logger.warning("Could not write cache entry %s: %s", path, e)
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+            return
+        self._evict()
+
+    def _scan(self) -> list[tuple[float, int, str]]:
+        """``(mtime, size, path)`` of every entry; raises CacheLocationError if other files are found."""
+        entries = []
+        foreign = []
+        try:
+            shards = os.listdir(self._entries)
+        except FileNotFoundError:
+            return entries
+        for shard in shards:
+            shard_path = os.path.join(self._entries, shard)
+            if not _SHARD_RE.match(shard):
+                foreign.append(shard_path)
+                continue
+            try:
+                with os.scandir(shard_path) as it:
+                    for entry in it:
+                        if _TEMP_RE.match(entry.name):
+                            continue
+                        if not _ENTRY_RE.match(entry.name) or not entry.is_file(follow_symlinks=False):
+                            foreign.append(entry.path)
+                            continue
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue
+                        entries.append((st.st_mtime, st.st_size, entry.path))
+            except (FileNotFoundError, NotADirectoryError):
+                if os.path.exists(shard_path):
+                    foreign.append(shard_path)
+        if foreign:
+            raise CacheLocationError(f"Refusing to evict in {self.path}: it holds files the cache did not write, "
+                                     f"e.g. {foreign[:5]}")
+        return entries
+
+    def _evict(self) -> None:
+        entries = self._scan()
+        total = sum(size for _, size, _ in entries)
+        if total <= self.size_limit_bytes:
+            return
+        for _, size, path in sorted(entries):
+            self._remove_entry(path)
+            total -= size
+            if total <= self.size_limit_bytes:
+                break
+
+    def size_bytes(self) -> int:
+        """The total size of the entries now on disk."""
+        return sum(size for _, size, _ in self._scan())
+
+    def __len__(self) -> int:
+        return len(self._scan())
+
+    def cleanup(self) -> None:
+        """Removes the entries, the cache's sub-directories and marker, and the location itself if the cache
+        created it. Raises :class:`CacheLocationError` (deleting nothing) if the location holds other files."""
+        if not os.path.isdir(self.path):
+            return
+        if not os.path.isfile(self.marker_path):
+            return  # already cleaned up (by this or another cache object); nothing of ours is left
+        marker = self._read_marker()
+        self._check_owned("clear")
+        if os.path.isdir(self._entries):
+            for shard in os.listdir(self._entries):
+                shard_path = os.path.join(self._entries, shard)
+                for entry in os.listdir(shard_path):
+                    if _ENTRY_RE.match(entry) or _TEMP_RE.match(entry):
+                        self._remove_entry(os.path.join(shard_path, entry))
+                try:
+                    os.rmdir(shard_path)
+                except OSError:  # someone wrote meanwhile; leave it
+                    pass
+            try:
+                os.rmdir(self._entries)
+            except OSError:
+                pass
+        try:
+            os.unlink(self.marker_path)
+        except FileNotFoundError:
+            pass
+        if marker.get("created_root"):
+            try:
+                os.rmdir(self.path)
+            except OSError as e:
+                logger.warning("Cache directory %s not removed: %s", self.path, e)
+
+    def __repr__(self) -> str:
+        return f"LocalDiskCache({self.path!r}, size_limit_bytes={self.size_limit_bytes})"
+
+
+def make_cache(cache_type: str | None = "null", location: Any = None, size_limit: int | None = None,
+               row_size_estimate: int | None = None, extra_settings: dict | None = None) -> CacheBase:
+    """The cache the reader options ``cache_type``, ``cache_location``, ``cache_size_limit``,
+    ``cache_row_size_estimate`` and ``cache_extra_settings`` describe.
+
+    ``None`` or ``'null'``: :class:`NullCache`. ``'local-disk'``: :class:`LocalDiskCache` in the local directory
+    ``location`` holding at most ``size_limit`` bytes; ``extra_settings`` may hold ``{'cleanup': True}`` (the
+    reader removes the cache when it stops).
+    """
+    if cache_type is None or cache_type == "null":
+        return NullCache()
+    if cache_type != "local-disk":
+        raise ValueError(f"Unknown cache_type {cache_type!r}; expected None, 'null' or 'local-disk'")
+    if location is None:
+        raise ValueError("cache_type='local-disk' needs cache_location (a local directory)")
+    if size_limit is None:
+        raise ValueError("cache_type='local-disk' needs cache_size_limit (bytes)")
+    if extra_settings is not None and not isinstance(extra_settings, dict):
+        raise ValueError(f"cache_extra_settings must be a dict or None, got {extra_settings!r}")
+    return LocalDiskCache(location, size_limit, row_size_estimate, **(extra_settings or {}))
+
+
+# -- keys -------------------------------------------------------------------------------------------------------
+
+def _callable_identity(func: Any) -> Any:
+    """A description of ``func`` that is equal for the same code and captured values across processes."""
+    if func is None:
+        return None
+    target = getattr(func, "__func__", func)  # bound methods: the function (and the instance's state below)
+    code = getattr(target, "__code__", None)
+    if code is None:  # a callable object: its class and state
+        try:
+            state = hashlib.sha256(pickle.dumps(func, protocol=4)).hexdigest()
+        except Exception:
+            state = f"id:{id(func)}"  # not picklable: unique to this object, so never a false hit
+        return {"type": f"{type(func).__module__}.{type(func).__qualname__}", "state": state}
+    closure = []
+    for cell in getattr(target, "__closure__", None) or ():
+        try:
+            closure.append(hashlib.sha256(pickle.dumps(cell.cell_contents, protocol=4)).hexdigest())
+        except Exception:
+            closure.append(f"id:{id(cell.cell_contents)}")
+    identity = {
+        "name": f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', '')}",
+        "code": hashlib.sha256(marshal.dumps(code)).hexdigest(),
+        "defaults": repr(getattr(target, "__defaults__", None)),
+        "closure": closure,
+    }
+    if target is not func:
+        identity["self"] = _callable_identity_of_instance(getattr(func, "__self__", None))
+    return identity
+
+
+def _callable_identity_of_instance(obj: Any) -> str:
+    try:
+        return hashlib.sha256(pickle.dumps(obj, protocol=4)).hexdigest()
+    except Exception:
+        return f"id:{id(obj)}"
+
+
+def _transform_identity(transform_spec: Any) -> Any:
+    if transform_spec is None:
+        return None
+    return {
+        "func": _callable_identity(getattr(transform_spec, "func", None)),
+        "edit_fields": [[str(part) for part in field] for field in getattr(transform_spec, "edit_fields", [])],
+        "removed_fields": list(getattr(transform_spec, "removed_fields", []) or []),
+        "selected_fields": getattr(transform_spec, "selected_fields", None),
+    }
+
+
+def cache_key(dataset_url: Any, piece_index: int, columns: Sequence[str] | None, transform_spec: Any = None,
+              extra: Any = None) -> str:
+    """The cache key of one row group read: a hex SHA-256 of the dataset URL (or URL list; a trailing ``/``
+    ignored), the piece index, the column names (in order) and the transform's identity (the code, defaults
+    and captured values of its function, and its field edits).
+
+    :param extra: anything JSON-serialisable that also distinguishes the cached value (for example the output
+        kind, ``'rows'`` or ``'batch'``, or a drop-partition number).
+    """
+    urls = [dataset_url] if isinstance(dataset_url, (str, os.PathLike)) else list(dataset_url)
+    urls = [os.fspath(url).rstrip("/") or "/" for url in urls]
+    if not isinstance(piece_index, (int, np.integer)) or isinstance(piece_index, bool):
+        raise TypeError(f"piece_index must be an int, got {piece_index!r}")
+    description = {
+        "v": 1,
+        "dataset": urls,
+        "piece": int(piece_index),
+        "columns": list(columns) if columns is not None else None,
+        "transform": _transform_identity(transform_spec),
+        "extra": extra,
+    }
+    text = json.dumps(description, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
