@@ -63,6 +63,28 @@ private[spark] object TensorExpressions {
       }
   }
 
+  /** A tensor of `dtype` and `shape` from a flat Spark array of numbers or booleans (null elements refused). */
+  def fromSparkArray(values: ArrayData, elementType: DataType, dtype: DType, shape: Seq[Int]): Tensor = {
+    val n = values.numElements()
+    val w = new ElementWriter(dtype, n)
+    var i = 0
+    while (i < n) {
+      if (values.isNullAt(i)) throw new IllegalArgumentException(s"element $i is null; tensors cannot hold nulls")
+      elementType match {
+        case BooleanType => w.putLong(i, if (values.getBoolean(i)) 1L else 0L)
+        case ByteType => w.putLong(i, values.getByte(i).toLong)
+        case ShortType => w.putLong(i, values.getShort(i).toLong)
+        case IntegerType => w.putLong(i, values.getInt(i).toLong)
+        case LongType => w.putLong(i, values.getLong(i))
+        case FloatType => w.putDouble(i, values.getFloat(i).toDouble)
+        case DoubleType => w.putDouble(i, values.getDouble(i))
+        case other => throw new IllegalArgumentException(s"cannot make a tensor from ${other.simpleString} elements")
+      }
+      i += 1
+    }
+    Tensor(dtype, shape, w.result)
+  }
+
   /** A Spark array holding the tensor's elements as `sparkElementType(tensor.dtype)`. */
   def toSparkArray(tensor: Tensor): ArrayData = tensor.dtype match {
     case DType.Bool => UnsafeArrayData.fromPrimitiveArray(tensor.toBooleanArray)
@@ -148,24 +170,8 @@ case class ArrayToTensor(left: Expression, right: Expression, dtype: Option[DTyp
   override def eval(input: InternalRow): Any = left.eval(input) match {
     case null => null
     case values: ArrayData => withContext(prettyName) {
-      val n = values.numElements()
-      val shape = Tensor.resolveShape(shapeOf(prettyName, right.dataType, right.eval(input)), n)
-      val w = new ElementWriter(targetDType, n)
-      var i = 0
-      while (i < n) {
-        if (values.isNullAt(i)) throw new IllegalArgumentException(s"element $i is null; tensors cannot hold nulls")
-        elementType match {
-          case BooleanType => w.putLong(i, if (values.getBoolean(i)) 1L else 0L)
-          case ByteType => w.putLong(i, values.getByte(i).toLong)
-          case ShortType => w.putLong(i, values.getShort(i).toLong)
-          case IntegerType => w.putLong(i, values.getInt(i).toLong)
-          case LongType => w.putLong(i, values.getLong(i))
-          case FloatType => w.putDouble(i, values.getFloat(i).toDouble)
-          case DoubleType => w.putDouble(i, values.getDouble(i))
-        }
-        i += 1
-      }
-      TensorUDT.write(Tensor(targetDType, shape, w.result))
+      val shape = Tensor.resolveShape(shapeOf(prettyName, right.dataType, right.eval(input)), values.numElements())
+      TensorUDT.write(fromSparkArray(values, elementType, targetDType, shape))
     }
   }
 

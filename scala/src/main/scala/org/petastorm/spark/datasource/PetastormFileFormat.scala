@@ -1,0 +1,61 @@
+package org.petastorm.spark.datasource
+
+import org.apache.hadoop.fs.Path
+import org.apache.hadoop.mapreduce.{Job, OutputCommitter}
+import org.apache.parquet.hadoop.ParquetOutputFormat
+import org.apache.parquet.hadoop.api.WriteSupport
+import org.apache.spark.sql.SparkSession
+import org.apache.spark.sql.execution.datasources.OutputWriterFactory
+import org.apache.spark.sql.execution.datasources.parquet.ParquetFileFormat
+import org.apache.spark.sql.internal.SQLConf
+import org.apache.spark.sql.types.StructType
+import org.petastorm.spark.format.DatasetMetadata
+
+/**
+ * The write side of the `petastorm` source. Spark routes every file-source write through a FileFormat
+ * (SPARK-28396), which gives all save modes, `partitionBy` and `saveAsTable`; this one is Spark's Parquet format
+ * with tensor columns encoded by the Petastorm codecs and the dataset metadata written at job commit.
+ */
+class PetastormFileFormat extends ParquetFileFormat {
+  override def shortName(): String = "petastorm"
+  override def toString: String = "Petastorm"
+
+  override def prepareWrite(sparkSession: SparkSession, job: Job, options: Map[String, String],
+                            dataSchema: StructType): OutputWriterFactory = {
+    val plan = WritePlan(dataSchema, WritePlan.relevantOptions(options))
+    val conf = job.getConfiguration
+    options.get("path").map(new Path(_)).foreach { root =>
+      checkAppend(conf, root, plan) // only an append finds metadata here: overwrite has cleared the target already
+      conf.setBoolean(PetastormOutputCommitter.CreatedTarget, !root.getFileSystem(conf).exists(root))
+    }
+    options.collectFirst { case (k, v) if k.equalsIgnoreCase("rowGroupSizeMB") => v }.foreach { mb =>
+      conf.setLong(ParquetOutputFormat.BLOCK_SIZE, (mb.toDouble * 1024 * 1024).toLong)
+    }
+    val factory = super.prepareWrite(sparkSession, job, options, plan.storageSchema)
+    plan.toConf(conf)
+    conf.setClass(ParquetOutputFormat.WRITE_SUPPORT_CLASS, classOf[PetastormWriteSupport], classOf[WriteSupport[_]])
+    conf.setClass(SQLConf.OUTPUT_COMMITTER_CLASS.key, classOf[PetastormOutputCommitter], classOf[OutputCommitter])
+    factory
+  }
+
+  /** Appending needs the dataset's recorded columns to match the new ones (names, types, codecs). */
+  private def checkAppend(conf: org.apache.hadoop.conf.Configuration, root: Path, plan: WritePlan): Unit =
+    DatasetMetadata.readSchema(conf, root).foreach { existing =>
+      val proposed = plan.unischema(existing.name, Map.empty)
+      val before = existing.fields.map(f => f.name -> (f.dtype, f.codec)).toMap
+      proposed.fields.foreach { f =>
+        before.get(f.name) match {
+          case Some((dtype, codec)) if codec == f.codec && (dtype == f.dtype || f.isEncodedArray) =>
+          case Some((dtype, codec)) => throw new IllegalArgumentException(
+            s"Cannot append to $root: column '${f.name}' is stored as $dtype with codec ${codec.getOrElse("none")}, " +
+              s"the new data has ${f.dtype} with codec ${f.codec.getOrElse("none")}")
+          case None => throw new IllegalArgumentException(
+            s"Cannot append to $root: column '${f.name}' is not in the dataset (columns: ${before.keys.mkString(", ")})")
+        }
+      }
+      val missing = before.keySet -- proposed.fields.map(_.name)
+      if (missing.nonEmpty) {
+        throw new IllegalArgumentException(s"Cannot append to $root: the new data lacks ${missing.mkString(", ")}")
+      }
+    }
+}

@@ -1,0 +1,44 @@
+package org.petastorm.spark.datasource
+
+import scala.jdk.CollectionConverters._
+
+import org.apache.hadoop.fs.{FileStatus, Path}
+import org.apache.spark.sql.SparkSession
+import org.apache.spark.sql.connector.read.ScanBuilder
+import org.apache.spark.sql.connector.write.{LogicalWriteInfo, WriteBuilder}
+import org.apache.spark.sql.execution.datasources.FileFormat
+import org.apache.spark.sql.execution.datasources.parquet.ParquetUtils
+import org.apache.spark.sql.execution.datasources.v2.FileTable
+import org.apache.spark.sql.types.{DataType, StructType}
+import org.apache.spark.sql.util.CaseInsensitiveStringMap
+import org.petastorm.spark.format.DatasetMetadata
+
+/**
+ * A Petastorm dataset as a Spark table: the schema comes from the Parquet files with encoded columns shown as
+ * tensors (per the dataset's Unischema: JSON key, else the allow-listed legacy pickle, else plain Parquet).
+ */
+case class PetastormTable(name: String, sparkSession: SparkSession, options: CaseInsensitiveStringMap,
+                          paths: Seq[String], userSpecifiedSchema: Option[StructType],
+                          fallbackFileFormat: Class[_ <: FileFormat])
+  extends FileTable(sparkSession, options, paths, userSpecifiedSchema) {
+
+  lazy val readPlan: ReadPlan = {
+    val conf = sparkSession.sessionState.newHadoopConfWithOptions(options.asCaseSensitiveMap.asScala.toMap)
+    val schema = paths.headOption.flatMap(p => DatasetMetadata.readSchema(conf, new Path(p)))
+    ReadPlan(schema, options.getBoolean("decode", true))
+  }
+
+  override def inferSchema(files: Seq[FileStatus]): Option[StructType] =
+    ParquetUtils.inferSchema(sparkSession, options.asScala.toMap, files).map(readPlan.readSchema)
+
+  override def newScanBuilder(options: CaseInsensitiveStringMap): ScanBuilder =
+    new PetastormScanBuilder(sparkSession, fileIndex, schema, dataSchema, mergedOptions(options), readPlan)
+
+  override def newWriteBuilder(info: LogicalWriteInfo): WriteBuilder =
+    throw new UnsupportedOperationException(
+      "Petastorm datasets are written with df.write.format(\"petastorm\") (Spark's file-source write path)")
+
+  override def supportsDataType(dataType: DataType): Boolean = true
+
+  override def formatName: String = "Petastorm"
+}

@@ -1,0 +1,91 @@
+package org.petastorm.spark.format
+
+import java.nio.charset.StandardCharsets.UTF_8
+
+import scala.jdk.CollectionConverters._
+
+import org.apache.hadoop.conf.Configuration
+import org.apache.hadoop.fs.{FileStatus, Path}
+import org.apache.parquet.column.ParquetProperties
+import org.apache.parquet.hadoop.{ParquetFileWriter, ParquetWriter}
+import org.apache.parquet.hadoop.util.HadoopOutputFile
+import org.apache.parquet.schema.MessageType
+import org.json4s._
+import org.json4s.jackson.JsonMethods.{compact, parse, render}
+
+/**
+ * The dataset-level metadata in `_common_metadata` (a footer-only Parquet file), as docs/format.md describes:
+ * the schema as JSON (preferred) and as a legacy pickle, and the row-group count of every data file.
+ */
+object DatasetMetadata {
+  val CommonMetadataFile = "_common_metadata"
+  val UnischemaJsonKey = "petastorm.unischema.json.v1"
+  val UnischemaPickleKey = "dataset-toolkit.unischema.v1"
+  val RowGroupsPerFileKey = "dataset-toolkit.num_row_groups_per_file.v1"
+
+  /** Key/value metadata of `root/_common_metadata` as raw bytes, or empty when the file does not exist. */
+  def read(conf: Configuration, root: Path): Map[String, Array[Byte]] = {
+    val file = new Path(root, CommonMetadataFile)
+    if (!file.getFileSystem(conf).exists(file)) Map.empty else FooterKeyValues.read(conf, file)
+  }
+
+  /** The dataset's Unischema: from the JSON key, else from the legacy pickle (allow-listed), else None. */
+  def readSchema(conf: Configuration, root: Path): Option[Unischema] = {
+    val metadata = read(conf, root)
+    def where = new Path(root, CommonMetadataFile).toString
+    metadata.get(UnischemaJsonKey).map { json =>
+      try Unischema.fromJson(new String(json, UTF_8)) catch {
+        case e: IllegalArgumentException => throw new IllegalArgumentException(s"Invalid $UnischemaJsonKey in $where: ${e.getMessage}", e)
+      }
+    }.orElse(metadata.get(UnischemaPickleKey).map { pickled =>
+      try LegacyPickle.readUnischema(pickled) catch {
+        case e: IllegalArgumentException => throw new IllegalArgumentException(s"$UnischemaPickleKey in $where: ${e.getMessage}", e)
+      }
+    })
+  }
+
+  /** Data files under `root` (Parquet files, partition folders included; `_` and `.` names skipped), sorted. */
+  def dataFiles(conf: Configuration, root: Path): Seq[FileStatus] = {
+    val fs = root.getFileSystem(conf)
+    def walk(dir: Path): Seq[FileStatus] = fs.listStatus(dir).toSeq.flatMap { s =>
+      val name = s.getPath.getName
+      if (name.startsWith("_") && !name.contains("=") || name.startsWith(".")) Nil
+      else if (s.isDirectory) walk(s.getPath)
+      else if (name.endsWith(".parquet")) Seq(s)
+      else Nil
+    }
+    walk(root).sortBy(_.getPath.toString)
+  }
+
+  /** Path of a data file relative to the dataset root, as the row-group key records it. */
+  def relativePath(root: Path, file: Path): String = {
+    val base = root.toUri.getPath.stripSuffix("/") + "/"
+    file.toUri.getPath.stripPrefix(base)
+  }
+
+  /**
+   * Writes `_common_metadata` with the given Parquet schema and key/value metadata. The file is written beside
+   * and renamed into place, so readers never see half a footer.
+   */
+  def write(conf: Configuration, root: Path, schema: MessageType, keyValues: Map[String, String]): Unit = {
+    val target = new Path(root, CommonMetadataFile)
+    val staging = new Path(root, s".$CommonMetadataFile.${java.util.UUID.randomUUID()}.tmp")
+    val writer = new ParquetFileWriter(HadoopOutputFile.fromPath(staging, conf), schema,
+      ParquetFileWriter.Mode.OVERWRITE, ParquetWriter.DEFAULT_BLOCK_SIZE.toLong, 0, null,
+      ParquetProperties.builder().build())
+    writer.start()
+    writer.end(keyValues.asJava)
+    val fs = root.getFileSystem(conf)
+    if (fs.exists(target)) fs.delete(target, false)
+    if (!fs.rename(staging, target)) throw new java.io.IOException(s"Could not move $staging to $target")
+  }
+
+  /** The JSON value of the row-group key: `{relative path: count}` in path order. */
+  def rowGroupsJson(counts: Seq[(String, Int)]): String =
+    compact(render(JObject(counts.map { case (p, n) => p -> (JInt(n): JValue) }.toList)))
+
+  def parseRowGroups(json: String): Map[String, Int] = parse(json) match {
+    case JObject(items) => items.collect { case (p, JInt(n)) => p -> n.toInt }.toMap
+    case _ => Map.empty
+  }
+}
