@@ -1,0 +1,273 @@
+"""TensorFlow adapters: a ``tf.data.Dataset`` over a Petastorm reader (TF2), and graph tensors (TF1-style code).
+
+TensorFlow is imported when a function here is first called, not when this module is imported.
+
+Types are mapped as in Petastorm 0.13.1: ``uint16`` becomes ``int32``, ``uint32`` becomes ``int64``,
+``Decimal`` becomes a string (normalised, e.g. ``'1.5'``), ``datetime64``/dates become ``int64`` nanoseconds since
+the Unix epoch, and ``str``/``bytes`` become ``tf.string`` (unicode strings arrive as UTF-8 bytes). TensorFlow has
+no null: a null value raises an error naming the field (filter such rows with a predicate first).
+"""
+from __future__ import annotations
+
+import datetime
+import decimal
+import warnings
+from calendar import timegm
+from typing import Any, Iterator
+
+import numpy as np
+
+from petastorm._batching import rebatch_columns
+
+__all__ = ["make_petastorm_dataset", "tf_tensors", "RANDOM_SHUFFLING_QUEUE_SIZE"]
+
+# Name of the op reporting the size of the shuffling queue created by tf_tensors (for diagnostics).
+RANDOM_SHUFFLING_QUEUE_SIZE = "random_shuffling_queue_size"
+
+_NUMPY_TO_TF_NAMES = {
+    np.int8: "int8", np.int16: "int16", np.int32: "int32", np.int64: "int64", np.uint8: "uint8",
+    np.uint16: "int32", np.uint32: "int64", np.float16: "float16", np.float32: "float32", np.float64: "float64",
+    np.bytes_: "string", np.str_: "string", np.bool_: "bool", decimal.Decimal: "string", np.datetime64: "int64",
+}
+
+_RESET_READER_WARN = (
+    "Iterating a make_petastorm_dataset dataset again resets the reader, which is slow: set the reader's "
+    "num_epochs, or use tf.data's cache() before repeat()."
+)
+
+
+def _tf() -> Any:
+    import tensorflow as tf  # noqa: PLC0415 - imported lazily on purpose (it takes seconds)
+
+    return tf
+
+
+def _numpy_to_tf_dtype(numpy_dtype: Any, field_name: str = "?") -> Any:
+    """The TensorFlow dtype for a field's numpy scalar type (ValueError when there is none)."""
+    name = _NUMPY_TO_TF_NAMES.get(numpy_dtype)
+    if name is None and isinstance(numpy_dtype, type) and issubclass(numpy_dtype, np.datetime64):
+        name = "int64"
+    if name is None:
+        raise ValueError(f"Field '{field_name}': no TensorFlow dtype for numpy type {numpy_dtype!r}")
+    return getattr(_tf(), name)
+
+
+def _null_error(name: str) -> ValueError:
+    return ValueError(f"Field '{name}' has a null (None) value, which TensorFlow tensors cannot hold. Filter "
+                      f"such rows out with a predicate, or fill the nulls before writing the dataset.")
+
+
+def _date_to_nsec(value: datetime.date) -> int:
+    if isinstance(value, datetime.datetime):
+        return int(np.datetime64(value.replace(tzinfo=None), "ns").astype(np.int64))
+    return timegm(value.timetuple()) * 1_000_000_000
+
+
+def _datetime_to_ns(value: Any) -> Any:
+    return np.asarray(value).astype("datetime64[ns]").astype(np.int64)
+
+
+def _sanitize_value(name: str, value: Any, target: Any) -> Any:
+    """One field value (a row value, or a column of a batch) as something TensorFlow accepts as ``target``."""
+    if value is None:
+        raise _null_error(name)
+    if isinstance(value, decimal.Decimal):
+        return str(value.normalize())
+    if isinstance(value, (np.datetime64, datetime.date)):
+        return _datetime_to_ns(value) if isinstance(value, np.datetime64) else np.int64(_date_to_nsec(value))
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if not isinstance(value, np.ndarray):
+        return value
+    kind = value.dtype.kind
+    if kind == "M":
+        return _datetime_to_ns(value)
+    if kind == "U":
+        return np.char.encode(value, "utf-8") if value.size else value.astype(np.bytes_)
+    if kind == "O":
+        flat = value.ravel()
+        if any(v is None for v in flat):
+            raise _null_error(name)
+        if len(flat) and isinstance(flat[0], decimal.Decimal):
+            return np.array([str(v.normalize()) for v in flat], dtype=object).reshape(value.shape)
+        if len(flat) and isinstance(flat[0], (datetime.date, np.datetime64)):
+            return np.array([_date_to_nsec(v) if isinstance(v, datetime.date) else int(_datetime_to_ns(v))
+                             for v in flat], dtype=np.int64).reshape(value.shape)
+        if len(flat) and isinstance(flat[0], np.ndarray):
+            raise ValueError(f"Field '{name}': cells have different shapes within one batch (got an object "
+                             f"array of arrays); TensorFlow needs rectangular batches")
+        return value
+    if kind == "f" and target in ("int8", "int16", "int32", "int64", "uint8", "bool") and np.isnan(value).any():
+        # pandas turns a nullable integer column with nulls into floats with NaN.
+        raise _null_error(name)
+    if kind == "u" and value.dtype.itemsize in (2, 4):
+        return value.astype(np.int32 if value.dtype.itemsize == 2 else np.int64)
+    return value
+
+
+def _field_targets(schema: Any) -> dict[str, str]:
+    return {name: _numpy_to_tf_dtype(f.numpy_dtype, name).name for name, f in schema.fields.items()}
+
+
+def _sanitize_tuple(sample: Any, targets: dict[str, str]) -> Any:
+    return type(sample)(*(_sanitize_value(name, value, targets[name])
+                          for name, value in zip(sample._fields, sample)))
+
+
+def _signature(schema: Any, batched: bool) -> Any:
+    """A namedtuple of ``tf.TensorSpec`` for the rows (or batches) of ``schema``; static where shapes are fixed."""
+    tf = _tf()
+    specs = {}
+    for name, field in schema.fields.items():
+        shape = tuple(field.shape or ())
+        specs[name] = tf.TensorSpec(((None,) if batched else ()) + shape, _numpy_to_tf_dtype(field.numpy_dtype, name),
+                                    name=None)
+    return schema._get_namedtuple()(**specs)
+
+
+def _ngram_timesteps(ngram: Any) -> list:
+    return sorted(ngram.fields.keys())
+
+
+def _ngram_signature(schema: Any, ngram: Any) -> dict:
+    return {t: _signature(ngram.get_schema_at_timestep(schema=schema, timestep=t), False)
+            for t in _ngram_timesteps(ngram)}
+
+
+def _reset_if_consumed(reader: Any) -> None:
+    if getattr(reader, "last_row_consumed", False):
+        warnings.warn(_RESET_READER_WARN, UserWarning)
+        reader.reset()
+
+
+def make_petastorm_dataset(reader: Any, batch_size: int | None = None, drop_last: bool = False) -> Any:
+    """A ``tf.data.Dataset`` yielding the reader's items as namedtuples of tensors (TF2, eager or ``tf.function``).
+
+    * ``make_reader`` readers: one element per row, with static shapes from the schema (``None`` for variable
+      dimensions).
+    * ``make_batch_reader`` readers (the fast path): by default one element per row group, each tensor shaped
+      ``(rows, *field_shape)``, as in the original. With ``batch_size`` the row groups are re-cut in numpy into
+      batches of exactly ``batch_size`` rows (the last one smaller unless ``drop_last``), which is much faster
+      than ``.unbatch().batch(n)`` in TensorFlow.
+    * NGram readers: one element per n-gram, a dict ``{timestep: namedtuple}``.
+
+    The number of passes is the reader's ``num_epochs``; iterating the dataset again resets the reader (with a
+    warning). Prefer the reader's ``predicate``, ``cur_shard``/``shard_count`` and ``shuffle_*`` options to
+    ``filter``/``shard``/``shuffle`` on the dataset: they skip data before it is decoded.
+
+    :param reader: a :class:`petastorm.reader.Reader`.
+    :param batch_size: only for batch readers: rows per element.
+    :param drop_last: with ``batch_size``, drop a last partial batch.
+    """
+    tf = _tf()
+    schema = reader.schema
+    ngram = getattr(reader, "ngram", None)
+    if ngram:
+        signature = _ngram_signature(schema, ngram)
+        targets = {t: _field_targets(ngram.get_schema_at_timestep(schema=schema, timestep=t))
+                   for t in _ngram_timesteps(ngram)}
+
+        def ngram_generator() -> Iterator[dict]:
+            _reset_if_consumed(reader)
+            for item in reader:
+                yield {t: _sanitize_tuple(item[t], targets[t]) for t in targets}
+
+        return tf.data.Dataset.from_generator(ngram_generator, output_signature=signature)
+
+    targets = _field_targets(schema)
+    batched = bool(reader.batched_output)
+    signature = _signature(schema, batched)
+    row_type = schema._get_namedtuple()
+    if batch_size is not None and not batched:
+        dataset = tf.data.Dataset.from_generator(lambda: _rows(reader, targets), output_signature=signature)
+        return dataset.batch(batch_size, drop_remainder=drop_last)
+    if batch_size is not None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+
+        def batch_generator() -> Iterator[tuple]:
+            _reset_if_consumed(reader)
+            columns = (dict(zip(item._fields, _sanitize_tuple(item, targets))) for item in reader)
+            for batch in rebatch_columns(columns, batch_size, drop_last):
+                yield row_type(**batch)
+
+        return tf.data.Dataset.from_generator(batch_generator, output_signature=signature)
+    return tf.data.Dataset.from_generator(lambda: _rows(reader, targets), output_signature=signature)
+
+
+def _rows(reader: Any, targets: dict[str, str]) -> Iterator[tuple]:
+    _reset_if_consumed(reader)
+    for item in reader:
+        yield _sanitize_tuple(item, targets)
+
+
+def _set_static_shapes(schema: Any, tensors: dict, batched: bool) -> None:
+    for name, tensor in tensors.items():
+        shape = tuple(schema.fields[name].shape or ())
+        tensor.set_shape(((None,) if batched else ()) + shape)
+
+
+def tf_tensors(reader: Any, shuffling_queue_capacity: int = 0, min_after_dequeue: int = 0) -> Any:
+    """Graph tensors fed from the reader, for TF1-style code (``tf.compat.v1``, graph mode, ``Session.run``).
+
+    Returns a namedtuple of tensors (one row, or one row group for a batch reader), or for an NGram reader a dict
+    ``{timestep: namedtuple}``. With ``shuffling_queue_capacity > 0`` rows pass through a
+    ``tf.compat.v1.RandomShuffleQueue`` (with ``min_after_dequeue``) fed by a queue runner: start it with
+    ``tf.compat.v1.train.start_queue_runners``. Running the tensors after the reader is exhausted raises
+    ``OutOfRangeError`` (without a queue) as the underlying ``py_func`` raises ``StopIteration``.
+    """
+    tf = _tf()
+    v1 = tf.compat.v1
+    if reader.batched_output and shuffling_queue_capacity > 0:
+        raise ValueError("shuffling_queue_capacity can not be used with a reader that produces batched_output: each "
+                         "batch is a Parquet row group; shuffle rows with the reader's shuffle_rows instead")
+    schema = reader.schema
+    ngram = getattr(reader, "ngram", None)
+    if ngram:
+        steps = _ngram_timesteps(ngram)
+        schemas = {t: ngram.get_schema_at_timestep(schema=schema, timestep=t) for t in steps}
+        names = [(t, name) for t in steps for name in schemas[t].fields]
+        dtypes = [_numpy_to_tf_dtype(schemas[t].fields[n].numpy_dtype, n) for t, n in names]
+        targets = {t: _field_targets(schemas[t]) for t in steps}
+
+        def next_ngram(_: Any) -> list:
+            item = next(reader)
+            return [_as_numpy(v) for t in steps for v in _sanitize_tuple(item[t], targets[t])]
+
+        flat = v1.py_func(next_ngram, [tf.constant(1)], dtypes, stateful=True)
+        if shuffling_queue_capacity > 0:
+            flat = _shuffling_queue(shuffling_queue_capacity, min_after_dequeue, dtypes, flat)
+        result, i = {}, 0
+        for t in steps:
+            count = len(schemas[t].fields)
+            tensors = dict(zip(schemas[t].fields, flat[i:i + count]))
+            i += count
+            _set_static_shapes(schemas[t], tensors, False)
+            result[t] = schemas[t]._get_namedtuple()(**tensors)
+        return result
+
+    targets = _field_targets(schema)
+    dtypes = [_numpy_to_tf_dtype(f.numpy_dtype, name) for name, f in schema.fields.items()]
+
+    def next_sample(_: Any) -> list:
+        return [_as_numpy(v) for v in _sanitize_tuple(next(reader), targets)]
+
+    flat = v1.py_func(next_sample, [tf.constant(1)], dtypes, stateful=True)
+    if shuffling_queue_capacity > 0:
+        flat = _shuffling_queue(shuffling_queue_capacity, min_after_dequeue, dtypes, flat)
+    tensors = dict(zip(schema.fields, flat))
+    _set_static_shapes(schema, tensors, reader.batched_output)
+    return schema._get_namedtuple()(**tensors)
+
+
+def _as_numpy(value: Any) -> Any:
+    # py_func converts Python ints to int64 and floats to float64: keep numpy scalars as they are.
+    return value if isinstance(value, (np.ndarray, np.generic, bytes)) else np.asarray(value)
+
+
+def _shuffling_queue(capacity: int, min_after_dequeue: int, dtypes: list, tensors: list) -> list:
+    v1 = _tf().compat.v1
+    queue = v1.RandomShuffleQueue(capacity, min_after_dequeue, dtypes)
+    queue.size(name=RANDOM_SHUFFLING_QUEUE_SIZE)
+    v1.train.add_queue_runner(v1.train.QueueRunner(queue, [queue.enqueue(tensors)]))
+    return queue.dequeue()
