@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import posixpath
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Sequence
@@ -47,6 +48,19 @@ class ParquetStore:
         self.filesystem = filesystem
         self.root = root.rstrip("/") or "/"
         self._explicit_files = sorted(files) if files is not None else None
+        self._footers: dict[str, pq.FileMetaData] = {}
+        self._footers_lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        # Sent to worker processes: the filesystem, the root, the file list and the listing; footers are re-read.
+        state = {key: value for key, value in self.__dict__.items()
+                 if key not in ("_footers", "_footers_lock", "common_metadata", "summary_metadata")}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._footers = {}
+        self._footers_lock = threading.Lock()
 
     @classmethod
     def open(cls, url_or_urls: UrlOrUrls, hdfs_driver: str = "libhdfs3", storage_options: dict | None = None,
@@ -60,8 +74,17 @@ class ParquetStore:
             if info.type == pafs.FileType.File:
                 return cls(fs, posixpath.dirname(path_or_paths), [posixpath.basename(path_or_paths)])
             return cls(fs, path_or_paths)
-        root = posixpath.commonpath(path_or_paths) if len(path_or_paths) > 1 else posixpath.dirname(path_or_paths[0])
-        return cls(fs, root, [posixpath.relpath(p, root) for p in path_or_paths])
+        files = []
+        for path, info in zip(path_or_paths, fs.get_file_info(path_or_paths)):
+            if info.type == pafs.FileType.NotFound:
+                raise FileNotFoundError(f"Dataset file not found: {path}")
+            if info.type == pafs.FileType.Directory:  # a directory in a list stands for its data files
+                files.extend(posixpath.join(path, relative) for relative in cls(fs, path).data_files)
+            else:
+                files.append(path)
+        files = sorted(set(files))
+        root = posixpath.commonpath([posixpath.dirname(f) for f in files])
+        return cls(fs, root, [posixpath.relpath(f, root) if root else f for f in files])
 
     @property
     def is_directory(self) -> bool:
@@ -77,13 +100,14 @@ class ParquetStore:
         if self._explicit_files is not None:
             return list(self._explicit_files)
         selector = pafs.FileSelector(self.root, recursive=True)
-        prefix = self.root.rstrip("/") + "/"
+        # Some filesystems (sub-tree, fsspec wrappers) report paths without the leading "/" of the root.
+        prefix = self.root.strip("/") + "/" if self.root.strip("/") else ""
         files = []
         for info in self.filesystem.get_file_info(selector):
             if info.type != pafs.FileType.File:
                 continue
-            relative = info.path[len(prefix):] if info.path.startswith(prefix) else posixpath.relpath(info.path,
-                                                                                                     self.root)
+            path = info.path.lstrip("/")
+            relative = path[len(prefix):] if path.startswith(prefix) else posixpath.relpath(path, prefix or ".")
             if is_data_file(relative):
                 files.append(relative)
         if not files:
@@ -115,11 +139,20 @@ class ParquetStore:
         return dict(md.metadata or {}) if md is not None else {}
 
     def footer(self, relative_path: str) -> pq.FileMetaData:
-        with self.filesystem.open_input_file(self.full_path(relative_path)) as f:
-            return pq.read_metadata(f)
+        """The footer of a data file; read once per store object and cached (thread-safe)."""
+        footer = self._footers.get(relative_path)
+        if footer is None:
+            with self.filesystem.open_input_file(self.full_path(relative_path)) as f:
+                footer = pq.read_metadata(f)
+            with self._footers_lock:
+                footer = self._footers.setdefault(relative_path, footer)
+        return footer
 
-    def open_parquet_file(self, relative_path: str) -> pq.ParquetFile:
-        return pq.ParquetFile(self.filesystem.open_input_file(self.full_path(relative_path)))
+    def open_parquet_file(self, relative_path: str, **kwargs) -> pq.ParquetFile:
+        """Opens a data file for reading, reusing its cached footer; ``kwargs`` go to ``pyarrow.parquet.ParquetFile``
+        (``pre_buffer``, ``buffer_size``, ...). Close it (or use it as a context manager) when done."""
+        source = self.filesystem.open_input_file(self.full_path(relative_path))
+        return pq.ParquetFile(source, metadata=self.footer(relative_path), **kwargs)
 
     @cached_property
     def partition_names(self) -> list[str]:
