@@ -1,0 +1,468 @@
+"""Reader benchmark suite: in one run, generate the datasets, measure the raw pyarrow limit and each reader path,
+and print rows/s (median of the repetitions) and the ratio to the limit measured in the same run.
+
+    .venv/bin/python benchmarks/reader_suite.py                 # full sizes, 3 repetitions
+    .venv/bin/python benchmarks/reader_suite.py --quick         # tiny datasets, 1 repetition (a smoke test)
+
+Datasets (written with pyarrow and ``write_dataset_metadata``; the same files Spark + ``materialize_dataset`` would
+produce, minus Spark's own footer keys):
+
+- ``tensor``: 20,000 rows of ``id`` (int64) and ``tensor`` float32 (3, 32, 32) with ``NdarrayCodec``,
+  1,000 rows per row group;
+- ``png``: 5,000 rows of ``id`` and ``image`` uint8 (64, 64, 3) with ``CompressedImageCodec('png')``,
+  500 rows per row group;
+- ``tabular``: 1,000,000 rows of 6 native scalar columns, 100,000 rows per row group.
+
+Limits (each "rows/s", measured in this run on this machine):
+
+- ``tensor_limit``: ``pyarrow.parquet`` reads each row group's ``id`` and ``tensor`` columns, then a zero-copy numpy
+  view ``(N, 3, 32, 32)`` of the NPY cells is taken straight from the Arrow binary buffer (strides = cell length;
+  the check that all cells have one length is included). Nothing is copied or decoded beyond Parquet;
+- ``png_decode_1core``: the PNG cells (read with pyarrow) decoded one by one with ``cv2.imdecode`` plus the BGR->RGB
+  swap on one thread: what one core decodes;
+- ``tabular_limit``: ``pyarrow.parquet`` reads each row group and every column is viewed as numpy (zero-copy).
+
+Reader paths: ``make_batch_reader`` on ``tensor`` (decoded ``(N, 3, 32, 32)`` arrays) and on ``tabular``;
+``make_reader`` rows on ``tensor``, ``png`` (thread pool) and ``tabular`` (first 200,000 rows). Each is run to
+the end of one epoch (``num_epochs=1``), timed from the reader's creation to its last item.
+
+Peak RSS: a fresh process streams the tensor dataset with ``make_batch_reader(results_queue_size=Q)`` where the
+queue budget Q x (decoded row-group bytes) is a quarter of the dataset; RSS (``/proc/self/status``) is sampled
+after every batch, and the peak (VmHWM) is reported next to the dataset size and the budget.
+
+Results go to stdout and to a JSON file (``--output``).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "python"))  # run from a checkout without installing
+
+FULL = {"tensor_rows": 20_000, "tensor_rg": 1_000, "png_rows": 5_000, "png_rg": 500, "tab_rows": 1_000_000,
+        "tab_rg": 100_000, "tab_reader_rows": 200_000, "reps": 3}
+QUICK = {"tensor_rows": 400, "tensor_rg": 100, "png_rows": 100, "png_rg": 50, "tab_rows": 20_000, "tab_rg": 5_000,
+         "tab_reader_rows": 5_000, "reps": 1}
+TARGETS = {"tensor_batch": ("tensor_limit", 0.8), "tensor_rows": ("tensor_limit", 0.35),
+           "png_rows": ("png_decode_1core", 1.7), "png_batch": ("png_decode_1core", 1.7),
+           "tabular_batch": ("tabular_limit", None), "tabular_rows": ("tabular_limit", None)}
+
+
+# -- machine -----------------------------------------------------------------------------------------------------
+
+def _loadavg() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def machine_info() -> dict:
+    info = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "loadavg_at_start": _loadavg()}
+    try:
+        info["affinity_cpus"] = len(os.sched_getaffinity(0))
+    except AttributeError:
+        pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            models = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        info["cpu_model"] = models[0] if models else None
+        with open("/proc/meminfo") as f:
+            info["mem_total_gib"] = round(int(f.readline().split()[1]) / 2 ** 20, 1)
+    except OSError:
+        pass
+    import pyspark
+    import cv2
+
+    info["versions"] = {"numpy": np.__version__, "pyarrow": pa.__version__, "opencv": cv2.__version__,
+                        "pyspark": pyspark.__version__}
+    try:
+        info["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
+                                            text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "python/petastorm"], cwd=os.path.join(HERE, ".."),
+                               capture_output=True, text=True, check=True).stdout.strip()
+        info["engine_files_uncommitted"] = bool(dirty)
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return info
+
+
+# -- datasets ----------------------------------------------------------------------------------------------------
+
+def _schemas():
+    from pyspark.sql.types import LongType
+
+    from petastorm.codecs import CompressedImageCodec, NdarrayCodec, ScalarCodec
+    from petastorm.unischema import Unischema, UnischemaField
+
+    tensor = Unischema("TensorBench", [
+        UnischemaField("id", np.int64, (), ScalarCodec(LongType()), False),
+        UnischemaField("tensor", np.float32, (3, 32, 32), NdarrayCodec(), False),
+    ])
+    png = Unischema("PngBench", [
+        UnischemaField("id", np.int64, (), ScalarCodec(LongType()), False),
+        UnischemaField("image", np.uint8, (64, 64, 3), CompressedImageCodec("png"), False),
+    ])
+    tabular = Unischema("TabularBench", [
+        UnischemaField("id", np.int64, (), None, False),
+        UnischemaField("i32", np.int32, (), None, False),
+        UnischemaField("f32", np.float32, (), None, False),
+        UnischemaField("f64", np.float64, (), None, False),
+        UnischemaField("label", np.int8, (), None, False),
+        UnischemaField("flag", np.bool_, (), None, False),
+    ])
+    return tensor, png, tabular
+
+
+def _write(path: str, schema: Any, make_table: Callable[[int, int], pa.Table], rows: int, rows_per_group: int,
+           groups_per_file: int) -> None:
+    from petastorm.etl.dataset_metadata import write_dataset_metadata
+
+    os.makedirs(path, exist_ok=True)
+    start, part = 0, 0
+    while start < rows:
+        end = min(rows, start + rows_per_group * groups_per_file)
+        pq.write_table(make_table(start, end), os.path.join(path, f"part-{part:05d}.parquet"),
+                       row_group_size=rows_per_group, compression="snappy")
+        start, part = end, part + 1
+    write_dataset_metadata(path, schema)
+
+
+def generate(workdir: str, p: dict) -> dict:
+    """Writes the three datasets (reused when a previous run wrote the same sizes); returns their paths."""
+    tensor_schema, png_schema, tab_schema = _schemas()
+    stamp = json.dumps({k: p[k] for k in ("tensor_rows", "tensor_rg", "png_rows", "png_rg", "tab_rows", "tab_rg")},
+                       sort_keys=True)
+    paths = {name: os.path.join(workdir, name) for name in ("tensor", "png", "tabular")}
+    stamp_file = os.path.join(workdir, "datasets.json")
+    if os.path.exists(stamp_file) and open(stamp_file).read() == stamp and \
+            all(os.path.exists(os.path.join(x, "_common_metadata")) for x in paths.values()):
+        return paths
+    import shutil
+
+    for x in paths.values():
+        shutil.rmtree(x, ignore_errors=True)
+    rng = np.random.default_rng(0)
+    tensor_field = tensor_schema.fields["tensor"]
+    image_field = png_schema.fields["image"]
+
+    def tensor_table(a: int, b: int) -> pa.Table:
+        cells = [tensor_field.codec.encode(tensor_field, rng.standard_normal((3, 32, 32), dtype=np.float32))
+                 for _ in range(a, b)]
+        return pa.table({"id": pa.array(np.arange(a, b)), "tensor": pa.array(cells, pa.binary())})
+
+    yy, xx = np.mgrid[0:64, 0:64]
+
+    def png_table(a: int, b: int) -> pa.Table:
+        cells = []
+        for i in range(a, b):  # smooth gradients plus noise: compresses like a photo, not like pure noise
+            base = np.stack([(xx * 4 + i) % 256, (yy * 4 + 2 * i) % 256, ((xx + yy) * 2 + 3 * i) % 256], axis=-1)
+            noise = rng.integers(0, 24, size=(64, 64, 3))
+            cells.append(image_field.codec.encode(image_field, ((base + noise) % 256).astype(np.uint8)))
+        return pa.table({"id": pa.array(np.arange(a, b)), "image": pa.array(cells, pa.binary())})
+
+    def tab_table(a: int, b: int) -> pa.Table:
+        n = b - a
+        return pa.table({"id": np.arange(a, b, dtype=np.int64),
+                         "i32": rng.integers(-2 ** 31, 2 ** 31 - 1, n, dtype=np.int32),
+                         "f32": rng.random(n, dtype=np.float32), "f64": rng.random(n),
+                         "label": rng.integers(0, 10, n, dtype=np.int8), "flag": rng.random(n) < 0.5})
+
+    _write(paths["tensor"], tensor_schema, tensor_table, p["tensor_rows"], p["tensor_rg"], 5)
+    _write(paths["png"], png_schema, png_table, p["png_rows"], p["png_rg"], 5)
+    _write(paths["tabular"], tab_schema, tab_table, p["tab_rows"], p["tab_rg"], 5)
+    with open(stamp_file, "w") as f:
+        f.write(stamp)
+    return paths
+
+
+def _dataset_bytes(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path) if f.endswith(".parquet"))
+
+
+def _row_groups(path: str):
+    for name in sorted(f for f in os.listdir(path) if f.endswith(".parquet")):
+        pf = pq.ParquetFile(os.path.join(path, name))
+        for i in range(pf.num_row_groups):
+            yield pf, i
+
+
+# -- limits ------------------------------------------------------------------------------------------------------
+
+def npy_view(column: pa.ChunkedArray, shape: tuple, dtype: np.dtype) -> list[np.ndarray]:
+    """Zero-copy ``(N, *shape)`` views of fixed-length NPY cells, one per chunk."""
+    views = []
+    for chunk in column.chunks:
+        _, offsets_buf, data_buf = chunk.buffers()
+        offsets = np.frombuffer(offsets_buf, np.int32)[chunk.offset: chunk.offset + len(chunk) + 1]
+        lengths = np.diff(offsets)
+        cell = int(lengths[0])
+        if not (lengths == cell).all():
+            raise ValueError("cells of different lengths")
+        first = memoryview(data_buf)[offsets[0]: offsets[0] + 10].tobytes()
+        header = 10 + int.from_bytes(first[8:10], "little")
+        itemsize = np.dtype(dtype).itemsize
+        inner = [itemsize * int(np.prod(shape[i + 1:])) for i in range(len(shape))]
+        views.append(np.ndarray((len(chunk),) + shape, dtype=dtype, buffer=data_buf,
+                                offset=int(offsets[0]) + header, strides=(cell,) + tuple(inner)))
+    return views
+
+
+def tensor_limit(path: str) -> int:
+    rows = 0
+    for pf, i in _row_groups(path):
+        table = pf.read_row_group(i, columns=["id", "tensor"])
+        table.column("id").to_numpy()
+        views = npy_view(table.column("tensor"), (3, 32, 32), np.float32)
+        rows += sum(len(v) for v in views)
+    return rows
+
+
+def png_decode_1core(path: str, max_rows: int | None = None) -> int:
+    import cv2
+
+    cv2.setNumThreads(1)
+    rows = 0
+    for pf, i in _row_groups(path):
+        cells = pf.read_row_group(i, columns=["image"]).column("image")
+        for chunk in cells.chunks:
+            for j in range(len(chunk)):
+                buf = np.frombuffer(chunk[j].as_buffer(), np.uint8)
+                image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+                cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+                rows += 1
+        if max_rows and rows >= max_rows:
+            break
+    return rows
+
+
+def tabular_limit(path: str) -> int:
+    rows = 0
+    for pf, i in _row_groups(path):
+        table = pf.read_row_group(i)
+        for column in table.columns:
+            for chunk in column.chunks:
+                chunk.to_numpy(zero_copy_only=not pa.types.is_boolean(chunk.type))  # bools are bit-packed
+        rows += table.num_rows
+    return rows
+
+
+# -- reader paths ------------------------------------------------------------------------------------------------
+
+def _consume(reader: Any, batched: bool, max_rows: int | None) -> int:
+    rows = 0
+    for item in reader:
+        rows += len(item[0]) if batched else 1
+        if max_rows and rows >= max_rows:
+            break
+    return rows
+
+
+def reader_path(factory_name: str, url: str, max_rows: int | None = None, **kwargs: Any) -> Callable[[], int]:
+    def run() -> int:
+        import petastorm
+
+        factory = getattr(petastorm, factory_name)
+        with factory(url, num_epochs=1, **kwargs) as reader:
+            return _consume(reader, factory_name == "make_batch_reader", max_rows)
+
+    return run
+
+
+def measure(name: str, work: Callable[[], int], reps: int, log: Callable[[str], None]) -> dict:
+    rates, cpu = [], []
+    work()  # warm-up: page cache, imports, JIT-free but lazy initialisations
+    for _ in range(reps):
+        load = _loadavg()
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        rows = work()
+        elapsed = time.perf_counter() - t0
+        cpu.append(round((time.process_time() - c0) / elapsed, 2))
+        rates.append(rows / elapsed)
+        log(f"  {name}: {rows} rows in {elapsed:.3f} s = {rows / elapsed:,.0f} rows/s "
+            f"(process CPU {cpu[-1]:.2f} cores, load {load})")
+    return {"rows": rows, "rates": [round(r, 1) for r in rates], "median": round(statistics.median(rates), 1),
+            "cpu_cores_used": cpu, "loadavg": _loadavg()}
+
+
+# -- peak RSS ----------------------------------------------------------------------------------------------------
+
+def _status_bytes(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def rss_child(url: str, queue_size: int, workers: int) -> None:
+    """Runs in a fresh process: stream ``url`` with make_batch_reader and print RSS samples as JSON."""
+    import petastorm
+
+    before_reader = _status_bytes("VmRSS")
+    samples, rows, batch_bytes = [], 0, 0
+    with petastorm.make_batch_reader(url, num_epochs=1, results_queue_size=queue_size, workers_count=workers,
+                                     shuffle_row_groups=False) as reader:
+        for batch in reader:
+            rows += len(batch[0])
+            batch_bytes = max(batch_bytes, sum(getattr(column, "nbytes", 0) for column in batch))
+            samples.append(_status_bytes("VmRSS"))
+    print(json.dumps({"rss_before_reader": before_reader, "samples": samples, "peak_rss": _status_bytes("VmHWM"),
+                      "rows": rows, "max_batch_bytes": batch_bytes}))
+
+
+def peak_rss(url: str, rows: int, rows_per_group: int, log: Callable[[str], None]) -> dict:
+    decoded_row_group = rows_per_group * (8 + 3 * 32 * 32 * 4)
+    dataset_decoded = rows * (8 + 3 * 32 * 32 * 4)
+    groups = max(1, rows // rows_per_group)
+    queue_size = max(1, groups // 4)  # the queue holds a quarter of the dataset: the dataset is 4x the budget
+    workers = 2
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--rss-child", url, str(queue_size),
+                          str(workers)], capture_output=True, text=True, check=True)
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    samples = data["samples"]
+    quartiles = [samples[min(len(samples) - 1, int(q * (len(samples) - 1)))] for q in (0.25, 0.5, 0.75, 1.0)]
+    mib = 2 ** 20
+    result = {
+        "results_queue_size": queue_size, "workers_count": workers,
+        "queue_budget_mib": round(queue_size * decoded_row_group / mib, 1),
+        "dataset_decoded_mib": round(dataset_decoded / mib, 1),
+        "rss_before_reader_mib": round(data["rss_before_reader"] / mib, 1),
+        "rss_after_first_batch_mib": round(samples[0] / mib, 1) if samples else None,
+        "rss_at_25_50_75_100pct_mib": [round(x / mib, 1) for x in quartiles],
+        "peak_rss_mib": round(data["peak_rss"] / mib, 1),
+        "growth_after_first_quarter_mib": round((max(samples) - quartiles[0]) / mib, 1) if samples else None,
+        "rows": data["rows"],
+    }
+    log(f"  peak RSS streaming {result['dataset_decoded_mib']} MiB (decoded) through a queue budget of "
+        f"{result['queue_budget_mib']} MiB: before reader {result['rss_before_reader_mib']} MiB, at 25/50/75/100% "
+        f"{result['rss_at_25_50_75_100pct_mib']} MiB, peak {result['peak_rss_mib']} MiB")
+    return result
+
+
+# -- main --------------------------------------------------------------------------------------------------------
+
+def run_suite(args: argparse.Namespace) -> dict:
+    p = dict(QUICK if args.quick else FULL)
+    if args.reps:
+        p["reps"] = args.reps
+    log = print
+    workdir = args.workdir or os.path.join("/tmp", f"petastorm-bench-{'quick' if args.quick else 'full'}")
+    os.makedirs(workdir, exist_ok=True)
+    result: dict = {"suite": "reader_suite", "quick": args.quick, "started": datetime.datetime.now().isoformat(
+        timespec="seconds"), "machine": machine_info(), "params": p}
+    log(f"machine: {result['machine'].get('cpu_count')} CPUs ({result['machine'].get('cpu_model')}), load "
+        f"{result['machine']['loadavg_at_start']}")
+    t0 = time.perf_counter()
+    paths = generate(workdir, p)
+    result["datasets"] = {name: {"path": path, "parquet_mib": round(_dataset_bytes(path) / 2 ** 20, 1)}
+                          for name, path in paths.items()}
+    log(f"datasets ready in {time.perf_counter() - t0:.1f} s: {result['datasets']}")
+    reps = p["reps"]
+    only = set(args.only.split(",")) if args.only else None
+
+    def want(name: str) -> bool:
+        return only is None or name in only or name.split("_")[0] in only
+
+    limits, readers = {}, {}
+    log("limits:")
+    limits["tensor_limit"] = measure("tensor_limit", lambda: tensor_limit(paths["tensor"]), reps, log)
+    limits["png_decode_1core"] = measure("png_decode_1core", lambda: png_decode_1core(paths["png"]), reps, log)
+    limits["tabular_limit"] = measure("tabular_limit", lambda: tabular_limit(paths["tabular"]), reps, log)
+    result["limits"] = limits
+
+    workers = {"workers_count": args.workers} if args.workers else {}
+    paths_to_run = {
+        "tensor_batch": reader_path("make_batch_reader", paths["tensor"], **workers),
+        "tensor_rows": reader_path("make_reader", paths["tensor"], **workers),
+        "png_rows": reader_path("make_reader", paths["png"], **workers),
+        "png_batch": reader_path("make_batch_reader", paths["png"], **workers),
+        "tabular_batch": reader_path("make_batch_reader", paths["tabular"], **workers),
+        "tabular_rows": reader_path("make_reader", paths["tabular"], max_rows=p["tab_reader_rows"], **workers),
+    }
+    log("readers:")
+    for name, work in paths_to_run.items():
+        if not want(name):
+            continue
+        try:
+            readers[name] = measure(name, work, reps, log)
+        except Exception as e:  # noqa: BLE001 - report and go on with the other paths
+            readers[name] = {"error": f"{type(e).__name__}: {e}"}
+            log(f"  {name}: FAILED {type(e).__name__}: {e}")
+            continue
+        limit_name, target = TARGETS[name]
+        ratio = readers[name]["median"] / limits[limit_name]["median"]
+        readers[name].update({"limit": limit_name, "ratio": round(ratio, 3), "target": target})
+    result["readers"] = readers
+
+    if not args.skip_rss:
+        log("memory:")
+        try:
+            result["peak_rss"] = peak_rss(paths["tensor"], p["tensor_rows"], p["tensor_rg"], log)
+        except Exception as e:  # noqa: BLE001
+            result["peak_rss"] = {"error": f"{type(e).__name__}: {e}"}
+            log(f"  peak RSS: FAILED {e}")
+    result["machine"]["loadavg_at_end"] = _loadavg()
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+
+    log("\nsummary (median rows/s; ratio to the same-run limit):")
+    for name, value in limits.items():
+        log(f"  {name:18s} {value['median']:>12,.0f}")
+    for name, value in readers.items():
+        if "error" in value:
+            log(f"  {name:18s} error: {value['error']}")
+            continue
+        target = f" (target >= {value['target']})" if value["target"] else ""
+        log(f"  {name:18s} {value['median']:>12,.0f}  ratio {value['ratio']:.3f} of {value['limit']}{target}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny datasets and one repetition (smoke test)")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions per measurement (default 3; quick 1)")
+    parser.add_argument("--workdir", default=None, help="where datasets are written (reused across runs)")
+    parser.add_argument("--output", default=None, help="JSON result file (default benchmarks/results/"
+                                                       "reader_suite-<date>.json; quick: <workdir>/result.json)")
+    parser.add_argument("--workers", type=int, default=None, help="workers_count for the readers (default: "
+                                                                   "the reader's default)")
+    parser.add_argument("--only", default=None, help="comma-separated reader paths (or prefixes: tensor, png, "
+                                                     "tabular) to measure")
+    parser.add_argument("--skip-rss", action="store_true", help="skip the peak-RSS measurement")
+    parser.add_argument("--rss-child", nargs=3, metavar=("URL", "QUEUE", "WORKERS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.rss_child:
+        rss_child(args.rss_child[0], int(args.rss_child[1]), int(args.rss_child[2]))
+        return None
+    result = run_suite(args)
+    output = args.output
+    if output is None:
+        if args.quick:
+            output = os.path.join(args.workdir or "/tmp/petastorm-bench-quick", "result.json")
+        else:
+            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+            output = os.path.join(HERE, "results", f"reader_suite-{stamp}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"\nwrote {output}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Reader throughput measurements (``petastorm-throughput``)."""
