@@ -8,6 +8,8 @@ from pyspark.sql import SparkSession
 import petastorm
 
 EXTENSIONS_CLASS = "org.petastorm.spark.PetastormExtensions"
+COMMIT_PROTOCOL_CLASS = "org.petastorm.spark.datasource.PetastormCommitProtocol"
+_COMMIT_PROTOCOL_KEY = "spark.sql.sources.commitProtocolClass"
 _JARS_DIR = Path(__file__).resolve().parent.parent / "jars"
 
 
@@ -33,8 +35,10 @@ def _append(options: dict, key: str, value: str) -> str:
 def configure_spark(builder: SparkSession.Builder, extensions: bool = True) -> SparkSession.Builder:
     """Adds the petastorm jar (and, unless `extensions=False`, its SQL extension) to `builder`.
 
-    Values already set for `spark.jars` and `spark.sql.extensions` are kept. Jars reach the JVM only when it
-    starts, so call this before the process's first `getOrCreate()`.
+    Values already set for `spark.jars` and `spark.sql.extensions` are kept. Unless another commit protocol is
+    configured, it also sets `spark.sql.sources.commitProtocolClass` to petastorm's, which defers the deletions
+    of an overwrite until the job commits (a failed overwrite leaves the old data). Jars reach the JVM only when
+    it starts, so call this before the process's first `getOrCreate()`.
     """
     from pyspark import SparkContext
 
@@ -49,4 +53,6 @@ def configure_spark(builder: SparkSession.Builder, extensions: bool = True) -> S
     builder = builder.config("spark.jars", _append(options, "spark.jars", jar))
     if extensions:
         builder = builder.config("spark.sql.extensions", _append(options, "spark.sql.extensions", EXTENSIONS_CLASS))
+    if _COMMIT_PROTOCOL_KEY not in options:
+        builder = builder.config(_COMMIT_PROTOCOL_KEY, COMMIT_PROTOCOL_CLASS)
     return builder

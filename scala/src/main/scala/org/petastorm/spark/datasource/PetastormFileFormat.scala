@@ -25,8 +25,10 @@ class PetastormFileFormat extends ParquetFileFormat {
     val plan = WritePlan(dataSchema, WritePlan.relevantOptions(options))
     val conf = job.getConfiguration
     options.get("path").map(new Path(_)).foreach { root =>
-      checkAppend(conf, root, plan) // only an append finds metadata here: overwrite has cleared the target already
-      conf.setBoolean(PetastormOutputCommitter.CreatedTarget, !root.getFileSystem(conf).exists(root))
+      val fs = root.getFileSystem(conf)
+      // Metadata found here belongs to an append (an overwrite has cleared the target, or will at commit).
+      if (!PetastormCommitProtocol.overwritePending(fs.makeQualified(root).toString)) checkAppend(conf, root, plan)
+      conf.setBoolean(PetastormOutputCommitter.CreatedTarget, !fs.exists(root))
     }
     options.collectFirst { case (k, v) if k.equalsIgnoreCase("rowGroupSizeMB") => v }.foreach { mb =>
       conf.setLong(ParquetOutputFormat.BLOCK_SIZE, (mb.toDouble * 1024 * 1024).toLong)
