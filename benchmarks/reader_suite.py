@@ -19,12 +19,16 @@ Limits (each "rows/s", measured in this run on this machine):
   view ``(N, 3, 32, 32)`` of the NPY cells is taken straight from the Arrow binary buffer (strides = cell length;
   the check that all cells have one length is included). Nothing is copied or decoded beyond Parquet;
 - ``png_decode_1core``: the PNG cells (read with pyarrow) decoded one by one with ``cv2.imdecode`` plus the BGR->RGB
-  swap on one thread: what one core decodes;
+  swap on one thread, counted per CPU-second of that thread: what one core decodes (CPU time, not wall time, so
+  that a loaded machine does not lower it);
 - ``tabular_limit``: ``pyarrow.parquet`` reads each row group and every column is viewed as numpy (zero-copy).
 
 Reader paths: ``make_batch_reader`` on ``tensor`` (decoded ``(N, 3, 32, 32)`` arrays) and on ``tabular``;
 ``make_reader`` rows on ``tensor``, ``png`` (thread pool) and ``tabular`` (first 200,000 rows). Each is run to
-the end of one epoch (``num_epochs=1``), timed from the reader's creation to its last item.
+the end of one epoch (``num_epochs=1``), timed (wall clock) from the reader's creation to its last item. Each
+repetition of a reader path runs right after a repetition of its limit, so both see the same machine load; the
+ratio is the median of these paired ratios. A limit repeats its pass over the dataset for at least
+``--min-seconds`` (0.5 s) so that it is not a few-millisecond sample.
 
 Peak RSS: a fresh process streams the tensor dataset with ``make_batch_reader(results_queue_size=Q)`` where the
 queue budget Q x (decoded row-group bytes) is a quarter of the dataset; RSS (``/proc/self/status``) is sampled
@@ -283,21 +287,34 @@ def reader_path(factory_name: str, url: str, max_rows: int | None = None, **kwar
     return run
 
 
-def measure(name: str, work: Callable[[], int], reps: int, log: Callable[[str], None]) -> dict:
-    rates, cpu = [], []
-    work()  # warm-up: page cache, imports, JIT-free but lazy initialisations
-    for _ in range(reps):
-        load = _loadavg()
-        c0 = time.process_time()
-        t0 = time.perf_counter()
-        rows = work()
+def _run_timed(work: Callable[[], int], min_seconds: float) -> tuple[int, float, float, float]:
+    """Runs ``work`` until ``min_seconds`` have passed (at least once); returns rows, wall seconds, process CPU
+    seconds and this thread's CPU seconds."""
+    rows = 0
+    c0, t0, th0 = time.process_time(), time.perf_counter(), time.thread_time()
+    while True:
+        rows += work()
         elapsed = time.perf_counter() - t0
-        cpu.append(round((time.process_time() - c0) / elapsed, 2))
-        rates.append(rows / elapsed)
-        log(f"  {name}: {rows} rows in {elapsed:.3f} s = {rows / elapsed:,.0f} rows/s "
-            f"(process CPU {cpu[-1]:.2f} cores, load {load})")
-    return {"rows": rows, "rates": [round(r, 1) for r in rates], "median": round(statistics.median(rates), 1),
-            "cpu_cores_used": cpu, "loadavg": _loadavg()}
+        if elapsed >= min_seconds:
+            return rows, elapsed, time.process_time() - c0, time.thread_time() - th0
+
+
+def measure_once(name: str, work: Callable[[], int], min_seconds: float, log: Callable[[str], None],
+                 per_cpu_second: bool = False) -> dict:
+    load = _loadavg()
+    rows, elapsed, cpu, thread_cpu = _run_timed(work, min_seconds)
+    rate = rows / (thread_cpu if per_cpu_second and thread_cpu > 0 else elapsed)
+    unit = "rows per CPU-second of one thread" if per_cpu_second else "rows/s"
+    log(f"  {name}: {rows} rows in {elapsed:.3f} s wall, {thread_cpu:.3f} s thread CPU = {rate:,.0f} {unit} "
+        f"(process CPU {cpu / elapsed:.2f} cores, load {load})")
+    return {"rows": rows, "wall_s": round(elapsed, 4), "cpu_cores_used": round(cpu / elapsed, 2),
+            "rate": round(rate, 1), "loadavg": load}
+
+
+def summarize(samples: list[dict]) -> dict:
+    rates = [x["rate"] for x in samples]
+    return {"rows": samples[-1]["rows"], "rates": rates, "median": round(statistics.median(rates), 1),
+            "cpu_cores_used": [x["cpu_cores_used"] for x in samples], "loadavg": [x["loadavg"] for x in samples]}
 
 
 # -- peak RSS ----------------------------------------------------------------------------------------------------
@@ -379,13 +396,14 @@ def run_suite(args: argparse.Namespace) -> dict:
     def want(name: str) -> bool:
         return only is None or name in only or name.split("_")[0] in only
 
-    limits, readers = {}, {}
-    log("limits:")
-    limits["tensor_limit"] = measure("tensor_limit", lambda: tensor_limit(paths["tensor"]), reps, log)
-    limits["png_decode_1core"] = measure("png_decode_1core", lambda: png_decode_1core(paths["png"]), reps, log)
-    limits["tabular_limit"] = measure("tabular_limit", lambda: tabular_limit(paths["tabular"]), reps, log)
-    result["limits"] = limits
-
+    # Each reader path is measured right after its limit, repetition by repetition, so that both see the same
+    # machine load; the ratio is reported as the median of the paired ratios (and as the ratio of the medians).
+    min_seconds = 0.0 if args.quick else args.min_seconds
+    limit_work = {
+        "tensor_limit": (lambda: tensor_limit(paths["tensor"]), False),
+        "png_decode_1core": (lambda: png_decode_1core(paths["png"]), True),
+        "tabular_limit": (lambda: tabular_limit(paths["tabular"]), False),
+    }
     workers = {"workers_count": args.workers} if args.workers else {}
     paths_to_run = {
         "tensor_batch": reader_path("make_batch_reader", paths["tensor"], **workers),
@@ -395,19 +413,34 @@ def run_suite(args: argparse.Namespace) -> dict:
         "tabular_batch": reader_path("make_batch_reader", paths["tabular"], **workers),
         "tabular_rows": reader_path("make_reader", paths["tabular"], max_rows=p["tab_reader_rows"], **workers),
     }
-    log("readers:")
+    limit_samples: dict[str, list] = {name: [] for name in limit_work}
+    readers = {}
     for name, work in paths_to_run.items():
         if not want(name):
             continue
+        limit_name, target = TARGETS[name]
+        limit_fn, per_cpu = limit_work[limit_name]
+        log(f"{name} (paired with {limit_name}):")
         try:
-            readers[name] = measure(name, work, reps, log)
+            limit_fn()
+            work()  # warm-up of both: page cache, imports, lazy initialisation
+            pairs = []
+            for _ in range(reps):
+                lim = measure_once(limit_name, limit_fn, min_seconds, log, per_cpu_second=per_cpu)
+                got = measure_once(name, work, 0.0, log)
+                limit_samples[limit_name].append(lim)
+                pairs.append((got, lim))
         except Exception as e:  # noqa: BLE001 - report and go on with the other paths
             readers[name] = {"error": f"{type(e).__name__}: {e}"}
             log(f"  {name}: FAILED {type(e).__name__}: {e}")
             continue
-        limit_name, target = TARGETS[name]
-        ratio = readers[name]["median"] / limits[limit_name]["median"]
-        readers[name].update({"limit": limit_name, "ratio": round(ratio, 3), "target": target})
+        summary = summarize([got for got, _ in pairs])
+        limit_median = statistics.median(lim["rate"] for _, lim in pairs)
+        summary.update({"limit": limit_name, "limit_median": round(limit_median, 1),
+                        "ratio": round(statistics.median(got["rate"] / lim["rate"] for got, lim in pairs), 3),
+                        "ratio_of_medians": round(summary["median"] / limit_median, 3), "target": target})
+        readers[name] = summary
+    result["limits"] = {name: summarize(samples) for name, samples in limit_samples.items() if samples}
     result["readers"] = readers
 
     if not args.skip_rss:
@@ -421,7 +454,7 @@ def run_suite(args: argparse.Namespace) -> dict:
     result["seconds"] = round(time.perf_counter() - t0, 1)
 
     log("\nsummary (median rows/s; ratio to the same-run limit):")
-    for name, value in limits.items():
+    for name, value in result["limits"].items():
         log(f"  {name:18s} {value['median']:>12,.0f}")
     for name, value in readers.items():
         if "error" in value:
@@ -443,6 +476,8 @@ def main(argv: list[str] | None = None) -> dict | None:
                                                                    "the reader's default)")
     parser.add_argument("--only", default=None, help="comma-separated reader paths (or prefixes: tensor, png, "
                                                      "tabular) to measure")
+    parser.add_argument("--min-seconds", type=float, default=0.5, help="a limit measurement repeats its pass "
+                                                                         "over the dataset for at least this long")
     parser.add_argument("--skip-rss", action="store_true", help="skip the peak-RSS measurement")
     parser.add_argument("--rss-child", nargs=3, metavar=("URL", "QUEUE", "WORKERS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
