@@ -183,7 +183,7 @@ def test_batch_reader_predicate_and_transform(url):
 def test_bad_options(url):
     with pytest.raises(ValueError, match="reader_pool_type"):
         make_reader(url, reader_pool_type="gpu")
-    with pytest.raises(NotImplementedError, match="local-disk"):
+    with pytest.raises(ValueError, match="cache_location"):
         make_reader(url, cache_type="local-disk")
     with pytest.raises(ValueError, match="num_epochs"):
         make_reader(url, num_epochs=0)

@@ -1,7 +1,10 @@
 """Row predicates for the readers.
 
-``make_reader`` passes ``do_include`` one decoded row (a dict); ``make_batch_reader`` passes a pandas DataFrame of
-a row group and expects a boolean Series back.
+``make_reader`` passes ``do_include`` one decoded row (a dict). ``make_batch_reader`` calls ``do_include_batch``
+with a pandas DataFrame of the predicate's fields for a whole row group and expects a boolean mask back: the
+predicates here evaluate it vectorised where they can; the default (for user predicates) first tries
+``do_include(frame)`` as the original batch reader did and, if that does not give one boolean per row, calls
+``do_include`` row by row.
 """
 from __future__ import annotations
 
@@ -14,6 +17,26 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 
+def _as_mask(result: Any, num_rows: int) -> np.ndarray | None:
+    """``result`` as a boolean mask of ``num_rows`` values, or None when it is not one."""
+    if isinstance(result, (bool, np.bool_)) or result is None:
+        return None
+    try:
+        mask = np.asarray(result)
+    except Exception:
+        return None
+    if mask.shape != (num_rows,) or mask.dtype.kind not in "bui":
+        return None
+    return mask.astype(bool)
+
+
+def _row_by_row(predicate: "PredicateBase", frame: Any) -> np.ndarray:
+    columns = {name: frame[name].tolist() for name in frame.columns}
+    names = list(columns)
+    return np.fromiter((bool(predicate.do_include(dict(zip(names, values))))
+                        for values in zip(*columns.values())), dtype=bool, count=len(frame))
+
+
 class PredicateBase(abc.ABC):
     """A filter over rows, declaring the fields it reads."""
 
@@ -24,6 +47,16 @@ class PredicateBase(abc.ABC):
     @abc.abstractmethod
     def do_include(self, values: Any) -> Any:
         """Whether to keep the row (or, for a DataFrame, which rows)."""
+
+    def do_include_batch(self, frame: Any) -> np.ndarray:
+        """A boolean mask over the rows of a pandas DataFrame holding (at least) this predicate's fields."""
+        if len(frame) == 0:
+            return np.zeros(0, dtype=bool)
+        try:
+            mask = _as_mask(self.do_include(frame), len(frame))
+        except Exception:
+            mask = None
+        return mask if mask is not None else _row_by_row(self, frame)
 
 
 def _string_to_bucket(string: str, bucket_num: int) -> int:
@@ -43,6 +76,13 @@ class in_set(PredicateBase):
     def do_include(self, values: Any) -> Any:
         return values[self._predicate_field] in self._inclusion_values
 
+    def do_include_batch(self, frame: Any) -> np.ndarray:
+        column = frame[self._predicate_field]
+        try:
+            return np.asarray(column.isin(list(self._inclusion_values)), dtype=bool)
+        except TypeError:
+            return _row_by_row(self, frame)
+
 
 class in_intersection(PredicateBase):
     """Keeps rows whose ``predicate_field`` (an iterable) holds at least one of ``inclusion_values``."""
@@ -59,6 +99,9 @@ class in_intersection(PredicateBase):
         if not isinstance(value, collections.abc.Iterable):
             raise ValueError(f"Predicate field '{self._predicate_field}' must be iterable, got {type(value).__name__}")
         return bool(np.isin(np.asarray(list(value)), self._inclusion_values).any())
+
+    def do_include_batch(self, frame: Any) -> np.ndarray:
+        return _row_by_row(self, frame)
 
 
 class in_lambda(PredicateBase):
@@ -80,6 +123,15 @@ class in_lambda(PredicateBase):
             args.append(self._state_arg)
         return self._predicate_func(*args)
 
+    def do_include_batch(self, frame: Any) -> np.ndarray:
+        if len(frame) == 0:
+            return np.zeros(0, dtype=bool)
+        try:  # vectorised: the function gets whole pandas Series
+            mask = _as_mask(self.do_include(frame), len(frame))
+        except Exception:
+            mask = None
+        return mask if mask is not None else _row_by_row(self, frame)
+
 
 class in_negate(PredicateBase):
     """Negates another predicate."""
@@ -94,6 +146,9 @@ class in_negate(PredicateBase):
 
     def do_include(self, values: Any) -> bool:
         return not self._predicate.do_include(values)
+
+    def do_include_batch(self, frame: Any) -> np.ndarray:
+        return ~self._predicate.do_include_batch(frame)
 
 
 class in_reduce(PredicateBase):
@@ -110,6 +165,15 @@ class in_reduce(PredicateBase):
 
     def do_include(self, values: Any) -> Any:
         return self._reduce_func([p.do_include(values) for p in self._predicate_list])
+
+    def do_include_batch(self, frame: Any) -> np.ndarray:
+        masks = [p.do_include_batch(frame) for p in self._predicate_list]
+        if self._reduce_func is all:
+            return np.logical_and.reduce(masks) if masks else np.ones(len(frame), dtype=bool)
+        if self._reduce_func is any:
+            return np.logical_or.reduce(masks) if masks else np.zeros(len(frame), dtype=bool)
+        stacked = np.stack(masks, axis=1) if masks else np.zeros((len(frame), 0), dtype=bool)
+        return np.fromiter((bool(self._reduce_func(list(row))) for row in stacked), dtype=bool, count=len(frame))
 
 
 class in_pseudorandom_split(PredicateBase):
@@ -133,3 +197,10 @@ class in_pseudorandom_split(PredicateBase):
             raise ValueError(f"Tested values do not have the split key: {self._predicate_field}")
         bucket = _string_to_bucket(values[self._predicate_field], sys.maxsize)
         return self._bucket_low <= bucket < self._bucket_high
+
+    def do_include_batch(self, frame: Any) -> np.ndarray:
+        if self._predicate_field not in frame.columns:
+            raise ValueError(f"Tested values do not have the split key: {self._predicate_field}")
+        buckets = [_string_to_bucket(value, sys.maxsize) for value in frame[self._predicate_field].tolist()]
+        return np.fromiter((self._bucket_low <= b < self._bucket_high for b in buckets), dtype=bool,
+                           count=len(buckets))

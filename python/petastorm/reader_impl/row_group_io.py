@@ -1,17 +1,156 @@
 """Reading one row group into Arrow and decoding it: into row dicts (``make_reader``) or numpy columns
-(``make_batch_reader``)."""
+(``make_batch_reader``).
+
+Files are opened once per reading thread (or process) and their footers are read once per process: see
+:class:`ParquetFileCache`.
+"""
 from __future__ import annotations
 
+import collections
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any, Collection, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from petastorm.codecs import ScalarCodec, decode_column
+from petastorm.codecs import CompressedImageCodec, CompressedNdarrayCodec, ScalarCodec, decode_column
 from petastorm.errors import DecodeFieldError
 from petastorm.parquet_store import ParquetStore, RowGroupPiece
 from petastorm.unischema import Unischema
+
+
+class ParquetFileCache:
+    """Footers cached (bounded LRU) and open ``ParquetFile`` handles cached per thread, so every file is opened at
+    most once by each reading thread and its footer parsed once. One per reader; a pickled copy (sent to a worker
+    process) starts empty."""
+
+    def __getstate__(self) -> dict:
+        return {"max_footers": self._max_footers, "max_open_files": self._max_open_files}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["max_footers"], state["max_open_files"])
+
+    def __init__(self, max_footers: int = 4096, max_open_files: int = 64):
+        self._footers: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict = {}
+        self._local = threading.local()
+        self._max_footers = max_footers
+        self._max_open_files = max_open_files
+        self.footer_reads = 0
+        self.file_opens = 0
+
+    def footer(self, store: ParquetStore, relative_path: str) -> pq.FileMetaData:
+        key = (id(store.filesystem), store.root, relative_path)
+        with self._lock:
+            md = self._footers.get(key)
+            if md is not None:
+                self._footers.move_to_end(key)
+                return md
+        with self._lock:
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:  # one read per footer, also when several threads ask at once
+            with self._lock:
+                md = self._footers.get(key)
+            if md is None:
+                md = store.footer(relative_path)
+                with self._lock:
+                    self.footer_reads += 1
+                    self._footers[key] = md
+                    self._loading.pop(key, None)
+                    while len(self._footers) > self._max_footers:
+                        self._footers.popitem(last=False)
+        return md
+
+    def open(self, store: ParquetStore, relative_path: str) -> pq.ParquetFile:
+        handles = getattr(self._local, "handles", None)
+        if handles is None:
+            handles = self._local.handles = collections.OrderedDict()
+        key = (id(store.filesystem), store.root, relative_path)
+        pf = handles.get(key)
+        if pf is not None:
+            handles.move_to_end(key)
+            return pf
+        metadata = self.footer(store, relative_path)
+        pf = pq.ParquetFile(store.filesystem.open_input_file(store.full_path(relative_path)), metadata=metadata)
+        with self._lock:
+            self.file_opens += 1
+        handles[key] = pf
+        while len(handles) > self._max_open_files:
+            _, old = handles.popitem(last=False)
+            try:
+                old.close()
+            except Exception:  # pragma: no cover - closing is best effort
+                pass
+        return pf
+
+    def close_thread_files(self) -> None:
+        """Closes the files opened by the calling thread."""
+        handles = getattr(self._local, "handles", None) or {}
+        for pf in handles.values():
+            try:
+                pf.close()
+            except Exception:  # pragma: no cover
+                pass
+        self._local.handles = collections.OrderedDict()
+
+
+def read_piece_columns(store: ParquetStore, piece: RowGroupPiece, column_names: Sequence[str],
+                       files: ParquetFileCache, partition_types: dict | None = None) -> pa.Table:
+    """Reads ``column_names`` of one row group through the file cache; a Hive partition column is built from the
+    path, as strings, or cast to ``partition_types[name]`` when given."""
+    partition_values = dict(piece.partition_keys)
+    parquet_file = files.open(store, piece.path)
+    file_columns = set(parquet_file.schema_arrow.names)
+    stored = [name for name in column_names if name not in partition_values]
+    missing = [name for name in stored if name not in file_columns]
+    if missing:
+        raise ValueError(f"Columns {missing} requested but not found in {store.full_path(piece.path)} "
+                         f"(it has {sorted(file_columns)})")
+    table = parquet_file.read_row_group(piece.row_group, columns=stored, use_threads=False)
+    columns = []
+    for name in column_names:
+        if name in partition_values:
+            value = pa.scalar(partition_values[name], pa.string())
+            if partition_types and name in partition_types and partition_types[name] != pa.string():
+                value = value.cast(partition_types[name])
+            columns.append(pa.array([value.as_py()] * table.num_rows, value.type))
+        else:
+            columns.append(table.column(name))
+    return pa.table(columns, names=list(column_names)) if columns else table
+
+
+_PARALLEL_MIN_CELLS = 64
+
+
+def decode_column_parallel(field: Any, column: pa.ChunkedArray | pa.Array,
+                           executor: ThreadPoolExecutor | None = None) -> np.ndarray:
+    """``decode_column``; with an ``executor``, image and compressed-array columns are split in slices decoded on
+    all cores (the decoders release the GIL)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    n = len(column)
+    workers = os.cpu_count() or 1
+    if executor is None or not isinstance(field.codec, (CompressedImageCodec, CompressedNdarrayCodec)) \
+            or workers < 2 or n < _PARALLEL_MIN_CELLS:
+        return decode_column(field, column)
+    parts = min(workers * 2, n // (_PARALLEL_MIN_CELLS // 2))
+    bounds = np.linspace(0, n, parts + 1).astype(int)
+    slices = [column.slice(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:])]
+    results = list(executor.map(lambda c: decode_column(field, c), slices))
+    if any(r.dtype == object for r in results) and not all(r.dtype == object for r in results):
+        out = np.empty(n, dtype=object)
+        position = 0
+        for r in results:
+            for value in r:
+                out[position] = value
+                position += 1
+        return out
+    return np.concatenate(results)
 
 
 def read_row_group(store: ParquetStore, piece: RowGroupPiece, column_names: Sequence[str]) -> pa.Table:
@@ -111,3 +250,38 @@ def columns_to_read(schema: Unischema, extra: Collection[str] = ()) -> list[str]
     """Field names of ``schema`` followed by any ``extra`` names not among them."""
     names = list(schema.fields)
     return names + [name for name in extra if name not in schema.fields]
+
+
+def _is_string(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+
+
+def decode_table(table: pa.Table, schema: Unischema, batched: bool,
+                 executor: ThreadPoolExecutor | None = None) -> dict[str, np.ndarray]:
+    """Decodes every column of ``table`` into one numpy array per column, whole columns at a time.
+
+    Tensor/image columns: ``(N, *shape)`` arrays (1-D object arrays when shapes vary or cells are null), images
+    decoded on all cores. ``batched=True`` converts native columns as the original batch reader did (strings to
+    ``str_`` arrays, equal-length lists to matrices); ``batched=False`` (``make_reader``) casts scalars to the
+    field's numpy type, gives null-free strings as ``str_`` arrays and keeps nulls as ``None`` in object arrays.
+    """
+    result = {}
+    for name in table.column_names:
+        field = schema.fields.get(name)
+        column = table.column(name)
+        try:
+            if field is not None and field.codec is not None and not isinstance(field.codec, ScalarCodec):
+                result[name] = decode_column_parallel(field, column, executor)
+            elif batched:
+                result[name] = _native_column_to_numpy(name, column, field)
+            elif field is None:
+                result[name] = _native_column_to_numpy(name, column, field)
+            elif _is_string(column.type) and column.null_count == 0 and field.shape == ():
+                result[name] = column.to_numpy().astype(np.str_) if len(column) else np.empty(0, np.str_)
+            else:
+                result[name] = decode_column(field, column)
+        except DecodeFieldError:
+            raise
+        except Exception as e:
+            raise DecodeFieldError(f"Decoding column '{name}' failed: {e}") from e
+    return result
