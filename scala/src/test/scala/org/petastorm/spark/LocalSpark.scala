@@ -14,6 +14,7 @@ object LocalSpark {
       .master("local[2,2]") // two attempts per task, so retried tasks can be tested
       .appName("petastorm-scala-tests")
       .config("spark.ui.enabled", "false")
+      .config("spark.sql.warehouse.dir", java.nio.file.Files.createTempDirectory("petastorm-warehouse").toString)
       .config("spark.sql.shuffle.partitions", "2")
       .config("spark.sql.extensions", classOf[PetastormExtensions].getName)
       .config("spark.sql.sources.commitProtocolClass", classOf[datasource.PetastormCommitProtocol].getName)

@@ -1,20 +1,25 @@
 package org.petastorm.spark.datasource
 
-import org.apache.hadoop.fs.Path
+import org.apache.hadoop.conf.Configuration
+import org.apache.hadoop.fs.{FileStatus, Path}
 import org.apache.hadoop.mapreduce.{Job, OutputCommitter}
 import org.apache.parquet.hadoop.ParquetOutputFormat
 import org.apache.parquet.hadoop.api.WriteSupport
 import org.apache.spark.sql.SparkSession
-import org.apache.spark.sql.execution.datasources.OutputWriterFactory
+import org.apache.spark.sql.catalyst.InternalRow
+import org.apache.spark.sql.execution.datasources.{OutputWriterFactory, PartitionedFile}
 import org.apache.spark.sql.execution.datasources.parquet.ParquetFileFormat
 import org.apache.spark.sql.internal.SQLConf
+import org.apache.spark.sql.sources.Filter
 import org.apache.spark.sql.types.StructType
 import org.petastorm.spark.format.DatasetMetadata
+import org.petastorm.spark.tensor.TensorUDT
 
 /**
- * The write side of the `petastorm` source. Spark routes every file-source write through a FileFormat
+ * The FileFormat side of the `petastorm` source. Spark routes every file-source write through a FileFormat
  * (SPARK-28396), which gives all save modes, `partitionBy` and `saveAsTable`; this one is Spark's Parquet format
- * with tensor columns encoded by the Petastorm codecs and the dataset metadata written at job commit.
+ * with tensor columns encoded by the Petastorm codecs and the dataset metadata written at job commit. It also
+ * reads, decoding like the DataSource V2 scan, where Spark plans file scans itself (catalog tables).
  */
 class PetastormFileFormat extends ParquetFileFormat {
   override def shortName(): String = "petastorm"
@@ -38,6 +43,35 @@ class PetastormFileFormat extends ParquetFileFormat {
     conf.setClass(ParquetOutputFormat.WRITE_SUPPORT_CLASS, classOf[PetastormWriteSupport], classOf[WriteSupport[_]])
     conf.setClass(SQLConf.OUTPUT_COMMITTER_CLASS.key, classOf[PetastormOutputCommitter], classOf[OutputCommitter])
     factory
+  }
+
+  private def readPlan(sparkSession: SparkSession, options: Map[String, String], conf: Configuration): ReadPlan = {
+    val schema = options.get("path").flatMap(p => DatasetMetadata.readSchema(conf, new Path(p)))
+    ReadPlan(schema, options.get("decode").forall(_.toBoolean))
+  }
+
+  override def inferSchema(sparkSession: SparkSession, options: Map[String, String],
+                           files: Seq[FileStatus]): Option[StructType] =
+    super.inferSchema(sparkSession, options, files)
+      .map(readPlan(sparkSession, options, sparkSession.sessionState.newHadoopConfWithOptions(options)).readSchema)
+
+  override def supportBatch(sparkSession: SparkSession, schema: StructType): Boolean =
+    !schema.exists(f => f.dataType.isInstanceOf[TensorUDT] || f.metadata.contains("petastorm")) &&
+      super.supportBatch(sparkSession, schema)
+
+  override def buildReaderWithPartitionValues(sparkSession: SparkSession, dataSchema: StructType,
+      partitionSchema: StructType, requiredSchema: StructType, filters: Seq[Filter], options: Map[String, String],
+      hadoopConf: Configuration): PartitionedFile => Iterator[InternalRow] = {
+    val plan = readPlan(sparkSession, options, hadoopConf)
+    val storageRequired = plan.storageSchema(requiredSchema)
+    val decoded = requiredSchema.fieldNames.filter(n => plan.storageType(requiredSchema(n)) != requiredSchema(n)).toSet
+    val read = super.buildReaderWithPartitionValues(sparkSession, plan.storageSchema(dataSchema), partitionSchema,
+      storageRequired, filters.filterNot(_.references.exists(decoded.contains)), options, hadoopConf)
+    val output = StructType(storageRequired ++ partitionSchema)
+    file => plan.decoder(output, file.filePath.toString) match {
+      case Some(decoder) => read(file).map(decoder.apply)
+      case None => read(file)
+    }
   }
 
   /** Appending needs the dataset's recorded columns to match the new ones (names, types, codecs). */

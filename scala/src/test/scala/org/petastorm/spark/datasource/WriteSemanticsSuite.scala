@@ -112,3 +112,16 @@ class WriteSemanticsSuite extends AnyFunSuite with LocalSpark {
     } finally spark.sparkContext.removeSparkListener(listener)
   }
 }
+
+class CatalogTableSuite extends AnyFunSuite with LocalSpark {
+  test("saveAsTable writes a petastorm table that reads back with tensor columns") {
+    spark.sql("DROP TABLE IF EXISTS petastorm_tensors")
+    val df = spark.range(0, 6).selectExpr("CAST(id AS INT) AS id",
+      "array_to_tensor(array(CAST(id AS FLOAT), 1.0f), array(2)) AS t")
+    df.write.format("petastorm").saveAsTable("petastorm_tensors")
+    val back = spark.table("petastorm_tensors").orderBy("id").collect()
+    assert(back.map(_.getAs[Tensor]("t").toFloatArray.toSeq).toSeq == (0 until 6).map(i => Seq(i.toFloat, 1f)))
+    assert(spark.sql("SELECT tensor_shape(t) FROM petastorm_tensors WHERE id = 2").collect().head.getSeq[Int](0) == Seq(2))
+    spark.sql("DROP TABLE petastorm_tensors")
+  }
+}
