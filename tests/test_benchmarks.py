@@ -122,3 +122,12 @@ def test_read_method_hook(tiny_url):
     assert calls == [(1, 3, 7, 5)] and result.samples_per_second > 0
     with pytest.raises(ValueError, match="Unknown read method"):
         throughput.reader_throughput(tiny_url, read_method="nope", spawn_new_process=False)
+
+
+@pytest.mark.slow
+def test_throughput_tf_read_method(tiny_url):
+    pytest.importorskip("tensorflow")
+    for batch_reader in (False, True):
+        result = throughput.reader_throughput(tiny_url, warmup_cycles_count=2, measure_cycles_count=5,
+                                              read_method="tf", batch_reader=batch_reader, spawn_new_process=False)
+        assert result.samples_per_second > 0
