@@ -334,3 +334,79 @@ def test_cache_key_is_stable_across_processes():
     runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
             for _ in range(2)]
     assert runs[0] == runs[1] and len(runs[0].split()) == 2
+
+
+# -- the readers with cache_type='local-disk' ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_ds(tmp_path_factory):
+    from pyspark.sql.types import LongType
+
+    from petastorm.codecs import NdarrayCodec, ScalarCodec
+    from petastorm.etl.dataset_metadata import write_dataset_metadata
+    from petastorm.unischema import Unischema, UnischemaField
+    import pyarrow.parquet as pq
+
+    schema = Unischema("CacheSchema", [
+        UnischemaField("id", np.int64, (), ScalarCodec(LongType()), False),
+        UnischemaField("vec", np.float32, (3,), NdarrayCodec(), False),
+    ])
+    root = tmp_path_factory.mktemp("cached") / "ds"
+    root.mkdir()
+    field = schema.fields["vec"]
+    ids = np.arange(40)
+    pq.write_table(pa.table({"id": ids, "vec": [field.codec.encode(field, np.full(3, i, np.float32)) for i in ids]}),
+                   root / "part-0.parquet", row_group_size=10)
+    write_dataset_metadata(str(root), schema)
+    return f"file://{root}"
+
+
+def _read_all(factory, url, **kwargs):
+    with factory(url, shuffle_row_groups=False, **kwargs) as reader:
+        items = list(reader)
+        diagnostics = dict(reader.diagnostics)
+    return items, diagnostics
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_readers_fill_then_hit_the_cache(small_ds, tmp_path, batched):
+    from petastorm import make_batch_reader, make_reader
+
+    factory = make_batch_reader if batched else make_reader
+    location = tmp_path / "cache"
+    options = dict(cache_type="local-disk", cache_location=str(location), cache_size_limit=10 ** 8,
+                   cache_row_size_estimate=100)
+    plain, _ = _read_all(factory, small_ds)
+    first, d1 = _read_all(factory, small_ds, **options)
+    second, d2 = _read_all(factory, small_ds, **options)
+    if batched:
+        plain, first, second = ([int(i) for b in items for i in b.id] for items in (plain, first, second))
+    else:
+        for row in second:
+            np.testing.assert_array_equal(row.vec, np.full(3, row.id, np.float32))
+        plain, first, second = ([int(r.id) for r in items] for items in (plain, first, second))
+    assert plain == first == second == list(range(40))
+    assert d1.get("cache_hits", 0) == 0 and d2.get("cache_hits") == d2.get("cache_requests") == 4
+    entries = len(LocalDiskCache(str(location), 10 ** 8))
+    assert entries == 4
+    # Another column selection is another key.
+    _read_all(factory, small_ds, schema_fields=["id"], **options)
+    assert len(LocalDiskCache(str(location), 10 ** 8)) == 8
+
+
+def test_reader_cleanup_setting_removes_the_cache(small_ds, tmp_path):
+    from petastorm import make_reader
+
+    location = tmp_path / "cache"
+    rows, _ = _read_all(make_reader, small_ds, cache_type="local-disk", cache_location=str(location),
+                        cache_size_limit=10 ** 8, cache_extra_settings={"cleanup": True})
+    assert len(rows) == 40 and not location.exists()
+
+
+def test_reader_refuses_a_foreign_cache_location(small_ds, tmp_path):
+    from petastorm import make_reader
+
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(CacheLocationError):
+        make_reader(small_ds, cache_type="local-disk", cache_location=str(tmp_path), cache_size_limit=10 ** 8)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
