@@ -50,7 +50,7 @@ def test_schema_is_inferred_from_as_tensor_values(spark):
 
 def test_plain_ndarrays_need_verify_schema_off(spark):
     df = spark.createDataFrame([(1, np.arange(4, dtype=np.int16))], _schema(), verifySchema=False)
-    assert type(df.first().t) is np.ndarray and df.first().t.dtype == np.int16
+    assert isinstance(df.first().t, np.ndarray) and df.first().t.dtype == np.int16
 
 
 def test_tensor_columns_pass_through_the_jvm_and_parquet(spark, tmp_path):
@@ -155,3 +155,37 @@ def test_unknown_dtype_and_negative_dims_are_errors(spark):
     assert "Unknown tensor dtype 'complex64'" in _error(spark, "SELECT array_to_tensor(array(1), array(1), 'complex64')")
     assert "negative dimension -3" in _error(spark, "SELECT array_to_tensor(array(1, 2, 3), array(-3))")
     assert "Value -1 at index 0 does not fit uint8" in _error(spark, "SELECT array_to_tensor(array(-1), array(1), 'uint8')")
+
+
+@pytest.mark.parametrize("arrow", ["true", "false"])
+def test_to_pandas_and_back_with_and_without_arrow(spark, arrow):
+    spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", arrow)
+    try:
+        arrays = [np.arange(6, dtype=np.float32).reshape(2, 3) + i for i in range(3)]
+        df = spark.createDataFrame([(i, as_tensor(a)) for i, a in enumerate(arrays)], _schema())
+        pdf = df.toPandas().sort_values("id")
+        for got, expected in zip(pdf.t, arrays):
+            np.testing.assert_array_equal(got, expected)
+        back = spark.createDataFrame(pdf, _schema()).orderBy("id").collect()
+        np.testing.assert_array_equal(back[2].t, arrays[2])
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.pyspark.enabled")
+
+
+def test_map_in_pandas_sees_structs_that_deserialize_and_returns_arrays(spark):
+    df = spark.createDataFrame([(i, as_tensor(np.full((2, 2), i, np.int32))) for i in range(4)], _schema())
+
+    def double(batches):
+        udt = TensorUDT()
+        for pdf in batches:
+            pdf["t"] = [udt.deserialize(v) * 2 for v in pdf["t"]]  # Spark passes each tensor as a dict
+            yield pdf
+
+    out = df.mapInPandas(double, df.schema).orderBy("id").collect()
+    np.testing.assert_array_equal(out[3].t, np.full((2, 2), 6, np.int32))
+
+
+def test_map_in_arrow_passes_tensor_structs_through(spark):
+    df = spark.createDataFrame([(1, as_tensor(np.eye(2)))], _schema())
+    out = df.mapInArrow(lambda batches: batches, df.schema).first()
+    np.testing.assert_array_equal(out.t, np.eye(2))

@@ -60,8 +60,8 @@ def from_struct(dtype: str, shape: list[int], data: bytes) -> np.ndarray:
 class TensorUDT(UserDefinedType):
     """Spark SQL type of tensor columns: values are `numpy.ndarray` in Python, `Tensor` on the JVM.
 
-    Stored as `struct<dtype:string, shape:array<int>, data:binary>`. Arrays read back are read-only views over
-    the row's bytes (no copy).
+    Stored as `struct<dtype:string, shape:array<int>, data:binary>`. Arrays read back are read-only
+    `TensorArray` views over the row's bytes (no copy); `np.asarray` turns them into plain ndarrays.
     """
 
     @classmethod
@@ -79,8 +79,11 @@ class TensorUDT(UserDefinedType):
     def serialize(self, obj: Any) -> tuple[str, list[int], bytes]:
         return to_struct(obj)
 
-    def deserialize(self, datum: Any) -> np.ndarray:
-        return from_struct(datum[0], datum[1], datum[2])
+    def deserialize(self, datum: Any) -> "TensorArray":
+        """The array of a tensor struct: a Row or tuple, or the dict `mapInPandas` passes to Python."""
+        if isinstance(datum, dict):
+            return from_struct(datum["dtype"], datum["shape"], datum["data"]).view(TensorArray)
+        return from_struct(datum[0], datum[1], datum[2]).view(TensorArray)
 
     def simpleString(self) -> str:
         return "tensor"
@@ -91,7 +94,7 @@ class TensorArray(np.ndarray):
 
     `createDataFrame` verifies each value of a `TensorUDT` field by its `__UDT__`, which plain ndarrays lack; wrap
     them with `as_tensor` (a zero-copy view), or pass `verifySchema=False`. With `as_tensor` values the schema can
-    also be inferred. Arrays read back from Spark are plain ndarrays.
+    also be inferred. Arrays read back from Spark are `TensorArray`s too, so collected rows can be written again.
     """
 
     __UDT__ = TensorUDT()
