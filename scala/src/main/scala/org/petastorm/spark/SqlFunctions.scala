@@ -36,11 +36,14 @@ private[spark] object SqlFunctions {
     if (!e.foldable) throw new IllegalArgumentException(s"$function: the $what must be a constant integer")
     e.dataType match {
       case ByteType | ShortType | IntegerType | LongType | NullType =>
-      case other => throw new IllegalArgumentException(s"$function: the $what must be an integer, got ${other.simpleString}")
+      case other =>
+        throw new IllegalArgumentException(s"$function: the $what must be an integer, got ${other.simpleString}")
     }
     Option(e.eval()).map { v =>
       val n = v.asInstanceOf[Number].longValue()
-      if (n < Int.MinValue || n > Int.MaxValue) throw new IllegalArgumentException(s"$function: the $what $n is too large")
+      if (n < Int.MinValue || n > Int.MaxValue) {
+        throw new IllegalArgumentException(s"$function: the $what $n is too large")
+      }
       n.toInt
     }
   }
@@ -58,7 +61,9 @@ private[spark] object SqlFunctions {
       if (h <= 0 || w <= 0) throw new IllegalArgumentException(s"$function: cannot resize to $h x $w pixels")
     }
     channels.foreach { c =>
-      if (c != 1 && c != 3 && c != 4) throw new IllegalArgumentException(s"$function: channels must be 1, 3 or 4, got $c")
+      if (c != 1 && c != 3 && c != 4) {
+        throw new IllegalArgumentException(s"$function: channels must be 1, 3 or 4, got $c")
+      }
     }
     (size, channels)
   }
@@ -109,6 +114,8 @@ private[spark] object SqlFunctions {
     },
     function("encode_image", classOf[EncodeImage].getName,
       "encode_image(tensor, format[, quality]) - an image tensor as 'png' or 'jpeg' bytes (JPEG quality 1-100, " +
-        "default 80)", Set(2, 3))(args => EncodeImage(args(0), imageFormat(args(1)), args.lift(2).map(jpegQuality).getOrElse(80)))
+        "default 80)", Set(2, 3)) { args =>
+      EncodeImage(args(0), imageFormat(args(1)), args.lift(2).map(jpegQuality).getOrElse(80))
+    }
   )
 }

@@ -4,8 +4,10 @@ import java.awt.Transparency
 import java.awt.color.ColorSpace
 import java.awt.image._
 import java.io.{ByteArrayInputStream, ByteArrayOutputStream, IOException}
-import javax.imageio.{IIOImage, ImageIO, ImageWriteParam}
+import javax.imageio.{IIOImage, ImageIO, ImageReadParam, ImageReader, ImageTypeSpecifier, ImageWriteParam}
 import javax.imageio.stream.{MemoryCacheImageInputStream, MemoryCacheImageOutputStream}
+
+import scala.jdk.CollectionConverters._
 
 import org.petastorm.spark.tensor.{DType, Tensor}
 
@@ -95,23 +97,34 @@ object ImageCodec {
     val dst = new Samples(new Array[Byte](height * width * c * t.dtype.itemSize), t.dtype)
     val (x0, x1, fx) = Resampling.axis(w, width)
     val (y0, y1, fy) = Resampling.axis(h, height)
+    val n = width * c
+    // For each sample of a destination row: its two source samples in a source row, and the second's weight.
+    val left = Array.tabulate(n)(i => x0(i / c) * c + i % c)
+    val right = Array.tabulate(n)(i => x1(i / c) * c + i % c)
+    val weight = Array.tabulate(n)(i => fx(i / c))
+    // Source row r resampled horizontally; the two rows a destination row blends are kept between rows.
+    def horizontal(r: Int, out: Array[Double]): Array[Double] = {
+      val base = r * w * c
+      var i = 0
+      while (i < n) {
+        val a = src(base + left(i))
+        out(i) = a + (src(base + right(i)) - a) * weight(i)
+        i += 1
+      }
+      out
+    }
+    var (top, topRow) = (horizontal(y0(0), new Array[Double](n)), y0(0))
+    var (bottom, bottomRow) = (horizontal(y1(0), new Array[Double](n)), y1(0))
     var y = 0
     while (y < height) {
-      val r0 = y0(y) * w; val r1 = y1(y) * w; val wy = fy(y)
-      var x = 0
-      while (x < width) {
-        val wx = fx(x)
-        val a = (r0 + x0(x)) * c; val b = (r0 + x1(x)) * c; val d = (r1 + x0(x)) * c; val e = (r1 + x1(x)) * c
-        val o = (y * width + x) * c
-        var k = 0
-        while (k < c) {
-          val top = src(a + k) + (src(b + k) - src(a + k)) * wx
-          val bottom = src(d + k) + (src(e + k) - src(d + k)) * wx
-          dst(o + k) = math.round(top + (bottom - top) * wy).toInt
-          k += 1
-        }
-        x += 1
+      if (y0(y) != topRow) {
+        top = if (y0(y) == bottomRow) bottom.clone() else horizontal(y0(y), top)
+        topRow = y0(y)
       }
+      if (y1(y) != bottomRow) { bottom = horizontal(y1(y), bottom); bottomRow = y1(y) }
+      val wy = fy(y)
+      var i = 0
+      while (i < n) { dst(y * n + i) = math.round(top(i) + (bottom(i) - top(i)) * wy).toInt; i += 1 }
       y += 1
     }
     val shape = if (t.rank == 2) Seq(height, width) else Seq(height, width, c)
@@ -135,9 +148,10 @@ object ImageCodec {
   }
 
   private def read(bytes: Array[Byte]): BufferedImage = {
-    val format = Signatures.collectFirst {
-      case (name, magic) if bytes.length >= magic.length && magic.indices.forall(i => (bytes(i) & 0xff) == magic(i)) => name
-    }.getOrElse(throw new IllegalArgumentException(s"Expected PNG, JPEG, BMP or GIF data, got ${describe(bytes)}"))
+    def starts(magic: Array[Int]): Boolean =
+      bytes.length >= magic.length && magic.indices.forall(i => (bytes(i) & 0xff) == magic(i))
+    val format = Signatures.collectFirst { case (name, magic) if starts(magic) => name }.getOrElse(
+      throw new IllegalArgumentException(s"Expected PNG, JPEG, BMP or GIF data, got ${describe(bytes)}"))
     val reader = ImageIO.getImageReadersByFormatName(format).next()
     val input = new MemoryCacheImageInputStream(new ByteArrayInputStream(bytes))
     try {
@@ -145,15 +159,35 @@ object ImageCodec {
       if (reader.getWidth(0).toLong * reader.getHeight(0) * 8 > Int.MaxValue) {
         throw new IOException(s"${reader.getWidth(0)} x ${reader.getHeight(0)} pixels is too large")
       }
-      reader.read(0)
+      reader.read(0, readParam(reader))
     } catch {
       case e @ (_: IOException | _: RuntimeException) =>
         throw new IllegalArgumentException(
-          s"Cannot decode ${format.toUpperCase} data (${describe(bytes)}): ${Option(e.getMessage).getOrElse(e.toString)}", e)
+          s"Cannot decode ${format.toUpperCase} data (${describe(bytes)}): ${Option(e.getMessage).getOrElse(e)}", e)
     } finally {
       reader.dispose()
       input.close()
     }
+  }
+
+  /**
+   * Read parameters choosing, among the image types the reader offers, one equivalent to its default that stores
+   * samples in band order (RGB rather than BGR), so that decoding needs no copy.
+   */
+  private def readParam(reader: ImageReader): ImageReadParam = {
+    val param = reader.getDefaultReadParam
+    val types = reader.getImageTypes(0).asScala.toSeq
+    def same(a: ImageTypeSpecifier, b: ImageTypeSpecifier) = a.getNumBands == b.getNumBands &&
+      a.getSampleModel.getDataType == b.getSampleModel.getDataType &&
+      a.getColorModel.getColorSpace.getType == b.getColorModel.getColorSpace.getType &&
+      a.getColorModel.hasAlpha == b.getColorModel.hasAlpha && !a.getColorModel.isInstanceOf[IndexColorModel]
+    def inBandOrder(t: ImageTypeSpecifier) = t.getSampleModel match {
+      case sm: PixelInterleavedSampleModel => sm.getBandOffsets.sameElements(Array.range(0, t.getNumBands))
+      case _ => false
+    }
+    types.headOption.flatMap(default => types.find(t => same(t, default) && inBandOrder(t)))
+      .foreach(param.setDestinationType)
+    param
   }
 
   private def describe(bytes: Array[Byte]): String =
@@ -224,7 +258,8 @@ private final class Pixels(height: Int, width: Int, val bands: Int, dtype: DType
     while (p < n) {
       val i = p * bands
       val r = src(i)
-      val (g, b) = if (bands >= 3) (src(i + 1), src(i + 2)) else (r, r)
+      val g = if (bands >= 3) src(i + 1) else r
+      val b = if (bands >= 3) src(i + 2) else r
       val a = if (bands == 2) src(i + 1) else if (bands == 4) src(i + 3) else max
       val o = p * target
       if (target == 1) {
@@ -257,30 +292,43 @@ private object Pixels {
   private def components(raster: WritableRaster, model: ColorModel): Pixels = {
     val (h, w, bands) = (raster.getHeight, raster.getWidth, raster.getNumBands)
     val dtype = if (model.getComponentSize(0) == 16) DType.UInt16 else DType.UInt8
-    (raster.getSampleModel, raster.getDataBuffer) match {
-      case (sm: ComponentSampleModel, db: DataBufferByte) =>
-        val start = origin(raster, sm)
-        if (db.getNumBanks == 1) {
-          val data = db.getData
-          val base = db.getOffset + start
-          val packed = sm.getPixelStride == bands && sm.getScanlineStride == w * bands &&
-            sm.getBandOffsets.sameElements(Array.range(0, bands))
-          if (packed && base == 0 && data.length == h * w * bands) new Pixels(h, w, bands, dtype, data)
-          else copy(h, w, bands, dtype, sm, base, (_, i) => data(i) & 0xff)
-        } else copy(h, w, bands, dtype, sm, start, (band, i) => db.getElem(sm.getBankIndices()(band), i))
-      case (sm: ComponentSampleModel, db: DataBufferUShort) =>
-        val start = origin(raster, sm)
-        copy(h, w, bands, dtype, sm, start, (band, i) => db.getElem(sm.getBankIndices()(band), i))
+    def output = new Samples(new Array[Byte](h * w * bands * dtype.itemSize), dtype)
+    val samples = (raster.getSampleModel, raster.getDataBuffer) match {
+      case (sm: ComponentSampleModel, db: DataBufferByte) if db.getNumBanks == 1 =>
+        val data = db.getData
+        val base = db.getOffset + origin(raster, sm)
+        val packed = sm.getPixelStride == bands && sm.getScanlineStride == w * bands &&
+          sm.getBandOffsets.sameElements(Array.range(0, bands)) && base == 0 && data.length == h * w * bands
+        if (packed) data else {
+          val out = output.data
+          val row = rowOffsets(sm, w)
+          for (y <- 0 until h) {
+            val (from, to) = (base + y * sm.getScanlineStride, y * row.length)
+            var j = 0
+            while (j < row.length) { out(to + j) = data(from + row(j)); j += 1 }
+          }
+          out
+        }
+      case (sm: ComponentSampleModel, db: DataBufferUShort) if db.getNumBanks == 1 =>
+        val (data, out) = (db.getData, output)
+        val base = db.getOffset + origin(raster, sm)
+        val row = rowOffsets(sm, w)
+        for (y <- 0 until h) {
+          val (from, to) = (base + y * sm.getScanlineStride, y * row.length)
+          var j = 0
+          while (j < row.length) { out(to + j) = data(from + row(j)) & 0xffff; j += 1 }
+        }
+        out.data
       case _ =>
-        val out = new Samples(new Array[Byte](h * w * bands * dtype.itemSize), dtype)
-        val band = new Array[Int](h * w)
+        val (band, out) = (new Array[Int](h * w), output)
         for (b <- 0 until bands) {
           raster.getSamples(0, 0, w, h, b, band)
           var p = 0
           while (p < band.length) { out(p * bands + b) = band(p); p += 1 }
         }
-        new Pixels(h, w, bands, dtype, out.data)
+        out.data
     }
+    new Pixels(h, w, bands, dtype, samples)
   }
 
   /** Index of the raster's first pixel in its sample model (0 for the root raster a reader returns). */
@@ -288,28 +336,13 @@ private object Pixels {
     (raster.getMinY - raster.getSampleModelTranslateY) * sm.getScanlineStride +
       (raster.getMinX - raster.getSampleModelTranslateX) * sm.getPixelStride
 
-  /** Copies samples out of a component sample model; `elem(band, index)` reads a band's sample at an index. */
-  private def copy(h: Int, w: Int, bands: Int, dtype: DType, sm: ComponentSampleModel, base: Int,
-      elem: (Int, Int) => Int): Pixels = {
-    val out = new Samples(new Array[Byte](h * w * bands * dtype.itemSize), dtype)
-    val offsets = sm.getBandOffsets
-    val (pixelStride, scanlineStride) = (sm.getPixelStride, sm.getScanlineStride)
-    var y = 0
-    var o = 0
-    while (y < h) {
-      var x = 0
-      while (x < w) {
-        val at = base + y * scanlineStride + x * pixelStride
-        var b = 0
-        while (b < bands) { out(o) = elem(b, at + offsets(b)); o += 1; b += 1 }
-        x += 1
-      }
-      y += 1
-    }
-    new Pixels(h, w, bands, dtype, out.data)
+  /** Where each sample of a row, in (column, band) order, lies relative to the row's start. */
+  private def rowOffsets(sm: ComponentSampleModel, width: Int): Array[Int] = {
+    val (bands, offsets) = (sm.getNumBands, sm.getBandOffsets)
+    Array.tabulate(width * bands)(j => (j / bands) * sm.getPixelStride + offsets(j % bands))
   }
 
-  /** Palette images: grey when the palette is the grey ramp of its size, else RGB, or RGBA if any entry is not opaque. */
+  /** Palette images: grey when the palette is the grey ramp of its size, else RGB, or RGBA if an entry has alpha. */
   private def indexed(raster: WritableRaster, palette: IndexColorModel): Pixels = {
     val n = palette.getMapSize
     val rgba = Array.tabulate(n)(palette.getRGB)

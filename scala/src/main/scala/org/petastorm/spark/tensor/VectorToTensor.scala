@@ -43,8 +43,10 @@ object VectorToTensor {
    */
   def isVector(sqlType: DataType): Boolean = sqlType match {
     case StructType(Array(
-      StructField("type", ByteType, _, _), StructField("size", IntegerType, _, _),
-      StructField("indices", ArrayType(IntegerType, _), _, _), StructField("values", ArrayType(DoubleType, _), _, _))) => true
+        StructField("type", ByteType, _, _),
+        StructField("size", IntegerType, _, _),
+        StructField("indices", ArrayType(IntegerType, _), _, _),
+        StructField("values", ArrayType(DoubleType, _), _, _))) => true
     case _ => false
   }
 
