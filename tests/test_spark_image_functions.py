@@ -1,5 +1,7 @@
 """The image and vector SQL functions on the JVM, checked against Pillow and OpenCV decoding the same files."""
 import io
+import struct
+import zlib
 
 import cv2
 import numpy as np
@@ -21,36 +23,52 @@ def _rng(seed):
 
 
 def _pillow_images():
-    """(name, Pillow image, the array Pillow decodes it to in RGB(A) with a channel axis)."""
+    """(name, Pillow image, save options, the array Pillow decodes it to, with a channel axis).
+
+    None stands for Pillow's RGBA conversion of the saved file (transparency stored with it).
+    """
     rng = _rng(0)
     grey = rng.integers(0, 256, (H, W), dtype=np.uint8)
     rgb = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
     rgba = rng.integers(0, 256, (H, W, 4), dtype=np.uint8)
     la = Image.fromarray(rng.integers(0, 256, (H, W, 2), dtype=np.uint8), mode="LA")
     palette = Image.fromarray(rgb).quantize(colors=50)
-    transparent = palette.copy()
-    transparent.info["transparency"] = 3
+    small_palette = Image.fromarray(rgb).quantize(colors=12)
     grey16 = Image.fromarray(rng.integers(0, 65536, (H, W), dtype=np.uint16))
     bits = Image.fromarray(rng.integers(0, 2, (H, W), dtype=np.uint8) * 255).convert("1")
     return [
-        ("grey.png", Image.fromarray(grey), grey[..., None]),
-        ("rgb.png", Image.fromarray(rgb), rgb),
-        ("rgba.png", Image.fromarray(rgba), rgba),
-        ("la.png", la, np.asarray(la.convert("RGBA"))),
-        ("palette.png", palette, np.asarray(palette.convert("RGB"))),
-        ("transparent.png", transparent, np.asarray(transparent.convert("RGBA"))),
-        ("grey16.png", grey16, np.asarray(grey16)[..., None]),
-        ("bits.png", bits, np.asarray(bits.convert("L"))[..., None]),
-        ("rgb.bmp", Image.fromarray(rgb), rgb),
-        ("palette.gif", palette, np.asarray(palette.convert("RGB"))),
+        ("grey.png", Image.fromarray(grey), {}, grey[..., None]),
+        ("rgb.png", Image.fromarray(rgb), {}, rgb),
+        ("rgba.png", Image.fromarray(rgba), {}, rgba),
+        ("la.png", la, {}, np.asarray(la.convert("RGBA"))),
+        ("palette.png", palette, {}, np.asarray(palette.convert("RGB"))),
+        ("palette4.png", small_palette, {"bits": 4}, np.asarray(small_palette.convert("RGB"))),
+        ("transparent.png", palette, {"transparency": 3}, None),
+        ("colour_key.png", Image.fromarray(rgb), {"transparency": tuple(int(v) for v in rgb[0, 0])}, None),
+        ("grey16.png", grey16, {}, np.asarray(grey16)[..., None]),
+        ("bits.png", bits, {}, np.asarray(bits.convert("L"))[..., None]),
+        ("rgb.bmp", Image.fromarray(rgb), {}, rgb),
+        ("palette.gif", palette, {}, np.asarray(palette.convert("RGB"))),
     ]
+
+
+def _write_grey2_png(path, values):
+    """A 2-bit grey PNG (which Pillow does not write) of `values` in 0..3, whose width is a multiple of 4."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    h, w = values.shape
+    packed = (values[:, 0::4] << 6 | values[:, 1::4] << 4 | values[:, 2::4] << 2 | values[:, 3::4]).astype(np.uint8)
+    rows = b"".join(b"\x00" + row.tobytes() for row in packed)
+    header = struct.pack(">IIBBBBB", w, h, 2, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+                     + chunk(b"IEND", b""))
 
 
 @pytest.fixture(scope="module")
 def image_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("images")
-    for name, image, _ in _pillow_images():
-        image.save(d / name, **({"transparency": 3} if name == "transparent.png" else {}))
+    for name, image, options, _ in _pillow_images():
+        image.save(d / name, **options)
     return d
 
 
@@ -61,10 +79,20 @@ def _load(spark, paths, *args, **kwargs):
 
 def test_load_image_equals_pillow_for_png_bmp_and_gif(spark, image_dir):
     cases = _pillow_images()
-    images = _load(spark, [image_dir / name for name, _, _ in cases])
-    for (name, _, expected), got in zip(cases, images):
+    images = _load(spark, [image_dir / name for name, _, _, _ in cases])
+    for (name, _, _, expected), got in zip(cases, images):
+        if expected is None:
+            expected = np.asarray(Image.open(image_dir / name).convert("RGBA"))
         assert got.dtype == expected.dtype and got.shape == expected.shape, name
         np.testing.assert_array_equal(got, expected, err_msg=name)
+
+
+def test_two_bit_grey_png_scales_to_eight_bits(spark, tmp_path):
+    values = _rng(3).integers(0, 4, (5, 12))
+    _write_grey2_png(tmp_path / "grey2.png", values)
+    got = _load(spark, [tmp_path / "grey2.png"])[0]
+    np.testing.assert_array_equal(got[..., 0], values * 85)
+    np.testing.assert_array_equal(got[..., 0], np.asarray(Image.open(tmp_path / "grey2.png")))
 
 
 def test_sixteen_bit_rgb_png_equals_opencv(spark, tmp_path):

@@ -21,6 +21,7 @@ import org.petastorm.spark.tensor.{DType, Tensor}
  * OpenCV decode. Every call uses its own reader and writer, so the codec is safe to use from many threads.
  */
 object ImageCodec {
+  // Streams over byte arrays stay in memory: no temporary files per image.
   ImageIO.setUseCache(false)
 
   private val Signatures: Seq[(String, Array[Int])] = Seq(
