@@ -103,8 +103,8 @@ object ImageCodec {
     val left = Array.tabulate(n)(i => x0(i / c) * c + i % c)
     val right = Array.tabulate(n)(i => x1(i / c) * c + i % c)
     val weight = Array.tabulate(n)(i => fx(i / c))
-    // Source row r resampled horizontally; the two rows a destination row blends are kept between rows.
-    def horizontal(r: Int, out: Array[Double]): Array[Double] = {
+    // Source row r resampled horizontally into `out`.
+    def horizontal(r: Int, out: Array[Double]): Unit = {
       val base = r * w * c
       var i = 0
       while (i < n) {
@@ -112,17 +112,17 @@ object ImageCodec {
         out(i) = a + (src(base + right(i)) - a) * weight(i)
         i += 1
       }
-      out
     }
-    var (top, topRow) = (horizontal(y0(0), new Array[Double](n)), y0(0))
-    var (bottom, bottomRow) = (horizontal(y1(0), new Array[Double](n)), y1(0))
+    // The two resampled source rows that a destination row blends, kept while the next rows use them.
+    var (top, bottom) = (new Array[Double](n), new Array[Double](n))
+    var (topRow, bottomRow) = (-1, -1)
     var y = 0
     while (y < height) {
       if (y0(y) != topRow) {
-        top = if (y0(y) == bottomRow) bottom.clone() else horizontal(y0(y), top)
+        if (y0(y) == bottomRow) { val t = top; top = bottom; bottom = t; bottomRow = -1 } else horizontal(y0(y), top)
         topRow = y0(y)
       }
-      if (y1(y) != bottomRow) { bottom = horizontal(y1(y), bottom); bottomRow = y1(y) }
+      if (y1(y) != bottomRow) { horizontal(y1(y), bottom); bottomRow = y1(y) }
       val wy = fy(y)
       var i = 0
       while (i < n) { dst(y * n + i) = math.round(top(i) + (bottom(i) - top(i)) * wy).toInt; i += 1 }
@@ -157,6 +157,7 @@ object ImageCodec {
     val input = new MemoryCacheImageInputStream(new ByteArrayInputStream(bytes))
     try {
       reader.setInput(input, true, true)
+      // The largest layout, 16-bit RGBA, takes 8 bytes a pixel; a tensor holds at most Int.MaxValue bytes.
       if (reader.getWidth(0).toLong * reader.getHeight(0) * 8 > Int.MaxValue) {
         throw new IOException(s"${reader.getWidth(0)} x ${reader.getHeight(0)} pixels is too large")
       }
