@@ -1,7 +1,9 @@
 package org.petastorm.spark
 
 import org.apache.spark.sql.catalyst.FunctionIdentifier
-import org.apache.spark.sql.catalyst.expressions.{Expression, ExpressionInfo}
+import org.apache.spark.sql.catalyst.expressions.{Expression, ExpressionInfo, Literal}
+import org.apache.spark.sql.types._
+import org.petastorm.spark.image._
 import org.petastorm.spark.tensor._
 
 /** The SQL functions petastorm adds: name, documentation and how each builds its expression from arguments. */
@@ -29,6 +31,55 @@ private[spark] object SqlFunctions {
   private def dtypeArg(function: String, e: Expression): DType =
     TensorExpressions.withContext(function)(DType(constantString(function, "dtype", e)))
 
+  /** A constant integer argument; None for NULL. */
+  private def constantInt(function: String, what: String, e: Expression): Option[Int] = {
+    if (!e.foldable) throw new IllegalArgumentException(s"$function: the $what must be a constant integer")
+    e.dataType match {
+      case ByteType | ShortType | IntegerType | LongType | NullType =>
+      case other =>
+        throw new IllegalArgumentException(s"$function: the $what must be an integer, got ${other.simpleString}")
+    }
+    Option(e.eval()).map { v =>
+      val n = v.asInstanceOf[Number].longValue()
+      if (n < Int.MinValue || n > Int.MaxValue) {
+        throw new IllegalArgumentException(s"$function: the $what $n is too large")
+      }
+      n.toInt
+    }
+  }
+
+  /** The `height, width[, channels]` arguments after the first of load_image and decode_image. */
+  private def imageArgs(function: String, args: Seq[Expression]): (Option[(Int, Int)], Option[Int]) = {
+    val height = args.lift(1).flatMap(constantInt(function, "height", _))
+    val width = args.lift(2).flatMap(constantInt(function, "width", _))
+    val channels = args.lift(3).flatMap(constantInt(function, "channels", _))
+    if (height.isDefined != width.isDefined) {
+      throw new IllegalArgumentException(s"$function: give both height and width (to resize) or neither")
+    }
+    val size = height.zip(width)
+    size.foreach { case (h, w) =>
+      if (h <= 0 || w <= 0) throw new IllegalArgumentException(s"$function: cannot resize to $h x $w pixels")
+    }
+    channels.foreach { c =>
+      if (c != 1 && c != 3 && c != 4) {
+        throw new IllegalArgumentException(s"$function: channels must be 1, 3 or 4, got $c")
+      }
+    }
+    (size, channels)
+  }
+
+  private def imageFormat(e: Expression): String = constantString("encode_image", "format", e).trim.toLowerCase match {
+    case "png" => "png"
+    case "jpeg" | "jpg" => "jpeg"
+    case other => throw new IllegalArgumentException(s"encode_image: the format must be 'png' or 'jpeg', got '$other'")
+  }
+
+  private def jpegQuality(e: Expression): Int = constantInt("encode_image", "quality", e) match {
+    case Some(q) if q >= 1 && q <= 100 => q
+    case other => throw new IllegalArgumentException(
+      s"encode_image: the quality must be 1 to 100, got ${other.map(_.toString).getOrElse("NULL")}")
+  }
+
   val all: Seq[(FunctionIdentifier, ExpressionInfo, Builder)] = Seq(
     function("tensor_shape", classOf[TensorShape].getName, "tensor_shape(tensor) - the dimensions as array<int>",
       Set(1))(args => TensorShape(args.head)),
@@ -42,6 +93,29 @@ private[spark] object SqlFunctions {
       Set(2))(args => TensorReshape(args(0), args(1))),
     function("array_to_tensor", classOf[ArrayToTensor].getName,
       "array_to_tensor(array, shape[, dtype]) - a tensor from a flat array in row-major order",
-      Set(2, 3))(args => ArrayToTensor(args(0), args(1), args.lift(2).map(dtypeArg("array_to_tensor", _))))
+      Set(2, 3))(args => ArrayToTensor(args(0), args(1), args.lift(2).map(dtypeArg("array_to_tensor", _)))),
+    function("vector_to_tensor", classOf[VectorToTensor].getName,
+      "vector_to_tensor(vector[, shape]) - a Spark ML vector (dense or sparse) as a float64 tensor, of shape (size) " +
+        "by default", Set(1, 2))(args => VectorToTensor(args(0),
+      args.lift(1).getOrElse(Literal.create(Seq(-1), ArrayType(IntegerType, containsNull = false))))),
+    function("load_image", classOf[LoadImage].getName,
+      "load_image(path[, height, width[, channels]]) - the image file at path (PNG, JPEG, BMP, GIF) as a uint8 " +
+        "tensor (H, W, C) in RGB order, optionally resized (bilinear) and converted to 1, 3 or 4 channels",
+      Set(1, 3, 4)) { args =>
+      val (size, channels) = imageArgs("load_image", args)
+      LoadImage(args.head, size, channels, OnImageError.current("load_image"), SessionHadoopConf.current())
+    },
+    function("decode_image", classOf[DecodeImage].getName,
+      "decode_image(bytes[, height, width[, channels]]) - PNG, JPEG, BMP or GIF bytes as a uint8 tensor (H, W, C) " +
+        "in RGB order, optionally resized (bilinear) and converted to 1, 3 or 4 channels",
+      Set(1, 3, 4)) { args =>
+      val (size, channels) = imageArgs("decode_image", args)
+      DecodeImage(args.head, size, channels, OnImageError.current("decode_image"))
+    },
+    function("encode_image", classOf[EncodeImage].getName,
+      "encode_image(tensor, format[, quality]) - an image tensor as 'png' or 'jpeg' bytes (JPEG quality 1-100, " +
+        "default 80)", Set(2, 3)) { args =>
+      EncodeImage(args(0), imageFormat(args(1)), args.lift(2).map(jpegQuality).getOrElse(80))
+    }
   )
 }

@@ -21,4 +21,22 @@ object functions {
   def array_to_tensor(values: Column, shape: Column): Column = call_function("array_to_tensor", values, shape)
   def array_to_tensor(values: Column, shape: Column, dtype: String): Column =
     call_function("array_to_tensor", values, shape, lit(dtype))
+
+  def vector_to_tensor(vector: Column): Column = call_function("vector_to_tensor", vector)
+  def vector_to_tensor(vector: Column, shape: Seq[Int]): Column =
+    call_function("vector_to_tensor", vector, shapeColumn(shape))
+
+  def load_image(path: Column): Column = call_function("load_image", path)
+  def load_image(path: Column, height: Int, width: Int): Column =
+    call_function("load_image", path, lit(height), lit(width))
+  def load_image(path: Column, height: Int, width: Int, channels: Int): Column =
+    call_function("load_image", path, lit(height), lit(width), lit(channels))
+  def decode_image(bytes: Column): Column = call_function("decode_image", bytes)
+  def decode_image(bytes: Column, height: Int, width: Int): Column =
+    call_function("decode_image", bytes, lit(height), lit(width))
+  def decode_image(bytes: Column, height: Int, width: Int, channels: Int): Column =
+    call_function("decode_image", bytes, lit(height), lit(width), lit(channels))
+  def encode_image(tensor: Column, format: String): Column = call_function("encode_image", tensor, lit(format))
+  def encode_image(tensor: Column, format: String, quality: Int): Column =
+    call_function("encode_image", tensor, lit(format), lit(quality))
 }

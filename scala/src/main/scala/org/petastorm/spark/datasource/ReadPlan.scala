@@ -70,7 +70,7 @@ final case class CellDecoder(field: UnischemaField) {
     val t = field.codec match {
       case Some(FieldCodec.Ndarray) => Npy.decode(bytes)
       case Some(FieldCodec.CompressedNdarray) => Npz.decode(bytes)
-      case Some(_: FieldCodec.Image) => ImageCodec.decodeForField(bytes, fixed)
+      case Some(_: FieldCodec.Image) => ImageCodec.decodeForField(bytes, fixed.map(_.getOrElse(-1)))
       case other => throw new IllegalStateException(s"no tensor codec $other")
     }
     val expected = DType(field.dtype)
