@@ -27,8 +27,10 @@ Reader paths: ``make_batch_reader`` on ``tensor`` (decoded ``(N, 3, 32, 32)`` ar
 ``make_reader`` rows on ``tensor``, ``png`` (thread pool) and ``tabular`` (first 200,000 rows). Each is run to
 the end of one epoch (``num_epochs=1``), timed (wall clock) from the reader's creation to its last item. Each
 repetition of a reader path runs right after a repetition of its limit, so both see the same machine load; the
-ratio is the median of these paired ratios. A limit repeats its pass over the dataset for at least
-``--min-seconds`` (0.5 s) so that it is not a few-millisecond sample.
+ratio is the median of these paired ratios (5 repetitions). Every measurement repeats its pass over the dataset
+for at least ``--min-seconds`` (1 s) so that it is not a few-millisecond sample. Next to the wall-clock ratio the
+suite reports ``cpu_ratio``: rows per CPU-second of the whole process, reader over limit -- how much CPU each
+row costs, which a loaded machine does not distort.
 
 Peak RSS: a fresh process streams the tensor dataset with ``make_batch_reader(results_queue_size=Q)`` where the
 queue budget Q x (decoded row-group bytes) is a quarter of the dataset; RSS (``/proc/self/status``) is sampled
@@ -57,7 +59,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))  # run from a checkout without installing
 
 FULL = {"tensor_rows": 20_000, "tensor_rg": 1_000, "png_rows": 5_000, "png_rg": 500, "tab_rows": 1_000_000,
-        "tab_rg": 100_000, "tab_reader_rows": 200_000, "reps": 3}
+        "tab_rg": 100_000, "tab_reader_rows": 200_000, "reps": 5}
 QUICK = {"tensor_rows": 400, "tensor_rg": 100, "png_rows": 100, "png_rg": 50, "tab_rows": 20_000, "tab_rg": 5_000,
          "tab_reader_rows": 5_000, "reps": 1}
 TARGETS = {"tensor_batch": ("tensor_limit", 0.8), "tensor_rows": ("tensor_limit", 0.35),
@@ -308,12 +310,14 @@ def measure_once(name: str, work: Callable[[], int], min_seconds: float, log: Ca
     log(f"  {name}: {rows} rows in {elapsed:.3f} s wall, {thread_cpu:.3f} s thread CPU = {rate:,.0f} {unit} "
         f"(process CPU {cpu / elapsed:.2f} cores, load {load})")
     return {"rows": rows, "wall_s": round(elapsed, 4), "cpu_cores_used": round(cpu / elapsed, 2),
-            "rate": round(rate, 1), "loadavg": load}
+            "rate": round(rate, 1), "cpu_rate": round(rows / cpu, 1) if cpu > 0 else None, "loadavg": load}
 
 
 def summarize(samples: list[dict]) -> dict:
     rates = [x["rate"] for x in samples]
+    cpu_rates = [x["cpu_rate"] for x in samples if x["cpu_rate"]]
     return {"rows": samples[-1]["rows"], "rates": rates, "median": round(statistics.median(rates), 1),
+            "cpu_rates": cpu_rates, "cpu_rate_median": round(statistics.median(cpu_rates), 1) if cpu_rates else None,
             "cpu_cores_used": [x["cpu_cores_used"] for x in samples], "loadavg": [x["loadavg"] for x in samples]}
 
 
@@ -427,7 +431,7 @@ def run_suite(args: argparse.Namespace) -> dict:
             pairs = []
             for _ in range(reps):
                 lim = measure_once(limit_name, limit_fn, min_seconds, log, per_cpu_second=per_cpu)
-                got = measure_once(name, work, 0.0, log)
+                got = measure_once(name, work, min_seconds, log)
                 limit_samples[limit_name].append(lim)
                 pairs.append((got, lim))
         except Exception as e:  # noqa: BLE001 - report and go on with the other paths
@@ -439,6 +443,9 @@ def run_suite(args: argparse.Namespace) -> dict:
         summary.update({"limit": limit_name, "limit_median": round(limit_median, 1),
                         "ratio": round(statistics.median(got["rate"] / lim["rate"] for got, lim in pairs), 3),
                         "ratio_of_medians": round(summary["median"] / limit_median, 3), "target": target})
+        cpu_pairs = [got["cpu_rate"] / lim["cpu_rate"] for got, lim in pairs if got["cpu_rate"] and lim["cpu_rate"]]
+        if cpu_pairs:  # rows per CPU-second of the whole process, reader over limit: efficiency, whatever the load
+            summary["cpu_ratio"] = round(statistics.median(cpu_pairs), 3)
         readers[name] = summary
     result["limits"] = {name: summarize(samples) for name, samples in limit_samples.items() if samples}
     result["readers"] = readers
@@ -461,14 +468,16 @@ def run_suite(args: argparse.Namespace) -> dict:
             log(f"  {name:18s} error: {value['error']}")
             continue
         target = f" (target >= {value['target']})" if value["target"] else ""
-        log(f"  {name:18s} {value['median']:>12,.0f}  ratio {value['ratio']:.3f} of {value['limit']}{target}")
+        cpu_ratio = f"; per CPU-second {value['cpu_ratio']:.3f}" if value.get("cpu_ratio") else ""
+        log(f"  {name:18s} {value['median']:>12,.0f}  ratio {value['ratio']:.3f} of {value['limit']}{target}"
+            f"{cpu_ratio}")
     return result
 
 
 def main(argv: list[str] | None = None) -> dict | None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny datasets and one repetition (smoke test)")
-    parser.add_argument("--reps", type=int, default=None, help="repetitions per measurement (default 3; quick 1)")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions per measurement (default 5; quick 1)")
     parser.add_argument("--workdir", default=None, help="where datasets are written (reused across runs)")
     parser.add_argument("--output", default=None, help="JSON result file (default benchmarks/results/"
                                                        "reader_suite-<date>.json; quick: <workdir>/result.json)")
@@ -476,8 +485,8 @@ def main(argv: list[str] | None = None) -> dict | None:
                                                                    "the reader's default)")
     parser.add_argument("--only", default=None, help="comma-separated reader paths (or prefixes: tensor, png, "
                                                      "tabular) to measure")
-    parser.add_argument("--min-seconds", type=float, default=0.5, help="a limit measurement repeats its pass "
-                                                                         "over the dataset for at least this long")
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="a measurement repeats its pass over the "
+                                                                         "dataset for at least this long")
     parser.add_argument("--skip-rss", action="store_true", help="skip the peak-RSS measurement")
     parser.add_argument("--rss-child", nargs=3, metavar=("URL", "QUEUE", "WORKERS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
