@@ -40,6 +40,19 @@ def _dnf_columns(filters: Any) -> list[str] | None:
     return None
 
 
+def _string_compared_columns(filters: Any) -> set[str]:
+    if not isinstance(filters, list) or not filters:
+        return set()
+    groups = filters if isinstance(filters[0], list) else [filters]
+    names = set()
+    for group in groups:
+        for name, _, value in group:
+            values = value if isinstance(value, (list, tuple, set, frozenset)) else [value]
+            if values and all(isinstance(v, str) for v in values):
+                names.add(name)
+    return names
+
+
 def to_expression(filters: Any) -> ds.Expression:
     """A ``pyarrow.dataset.Expression`` from DNF filters (as ``pyarrow.parquet`` accepts) or an expression."""
     if isinstance(filters, ds.Expression):
@@ -56,11 +69,22 @@ def plan_filters(store: ParquetStore, pieces: Sequence[RowGroupPiece], filters: 
     if columns is None:  # an Expression: find the names it mentions
         text = str(expression)
         columns = [name for name in column_names if re.search(r"\b" + re.escape(name) + r"\b", text)]
-    files = sorted({piece.path for piece in pieces})
-    dataset = ds.dataset([store.full_path(path) for path in files], filesystem=store.filesystem, format="parquet",
+    files = [store.full_path(path) for path in sorted({piece.path for piece in pieces})]
+    dataset = ds.dataset(files, filesystem=store.filesystem, format="parquet",
                          partitioning="hive" if store.partition_names else None, partition_base_dir=store.root)
     partition_types = {name: dataset.schema.field(name).type for name in store.partition_names
                        if name in dataset.schema.names}
+    # A partition column compared with strings is typed string (pyarrow would infer 'p=1' as an int).
+    string_compared = _string_compared_columns(filters)
+    overrides = {name: pa.string() for name in partition_types
+                 if name in string_compared and partition_types[name] != pa.string()}
+    if overrides:
+        partition_types.update(overrides)
+        partitioning = ds.partitioning(pa.schema([pa.field(name, partition_types[name])
+                                                  for name in store.partition_names if name in partition_types]),
+                                       flavor="hive")
+        dataset = ds.dataset(files, filesystem=store.filesystem, format="parquet", partitioning=partitioning,
+                             partition_base_dir=store.root)
     unknown = [name for name in columns if name not in dataset.schema.names]
     if unknown:
         raise ValueError(f"filters name columns {unknown} that are not in the dataset (columns: "
