@@ -32,9 +32,10 @@ for at least ``--min-seconds`` (1 s) so that it is not a few-millisecond sample.
 suite reports ``cpu_ratio``: rows per CPU-second of the whole process, reader over limit -- how much CPU each
 row costs, which a loaded machine does not distort.
 
-Peak RSS: a fresh process streams the tensor dataset with ``make_batch_reader(results_queue_size=Q)`` where the
-queue budget Q x (decoded row-group bytes) is a quarter of the dataset; RSS (``/proc/self/status``) is sampled
-after every batch, and the peak (VmHWM) is reported next to the dataset size and the budget.
+Peak RSS: a fresh process streams the tensor dataset for 3 epochs with ``make_batch_reader(results_queue_size=Q)``
+where the queue budget Q x (decoded row-group bytes) is a quarter of the dataset; RSS (``/proc/self/status``) is
+sampled after every batch and reported at the quarters of epoch 1 and at the end of each epoch, with the peak
+(VmHWM), next to the dataset size, the budget and the peak of a plain pyarrow read-and-copy loop.
 
 Results go to stdout and to a JSON file (``--output``).
 """
@@ -331,48 +332,69 @@ def _status_bytes(field: str) -> int:
     return 0
 
 
-def rss_child(url: str, queue_size: int, workers: int) -> None:
-    """Runs in a fresh process: stream ``url`` with make_batch_reader and print RSS samples as JSON."""
-    import petastorm
+def rss_child(url: str, queue_size: int, workers: int, epochs: int) -> None:
+    """Runs in a fresh process: stream ``url`` for ``epochs`` epochs with make_batch_reader (or, with
+    ``workers == 0``, with plain pyarrow reads copied into numpy arrays) and print RSS samples as JSON."""
+    import petastorm  # imported in both modes, so that "before the reader" includes the same modules
 
     before_reader = _status_bytes("VmRSS")
-    samples, rows, batch_bytes = [], 0, 0
-    with petastorm.make_batch_reader(url, num_epochs=1, results_queue_size=queue_size, workers_count=workers,
-                                     shuffle_row_groups=False) as reader:
-        for batch in reader:
-            rows += len(batch[0])
-            batch_bytes = max(batch_bytes, sum(getattr(column, "nbytes", 0) for column in batch))
-            samples.append(_status_bytes("VmRSS"))
+    samples, rows = [], 0
+    if workers == 0:
+        for _ in range(epochs):
+            for pf, i in _row_groups(url):
+                table = pf.read_row_group(i, columns=["id", "tensor"])
+                arrays = (table.column("id").to_numpy(), np.concatenate(npy_view(table.column("tensor"),
+                                                                                 (3, 32, 32), np.float32)))
+                rows += len(arrays[0])
+                del table, arrays
+                samples.append(_status_bytes("VmRSS"))
+    else:
+        with petastorm.make_batch_reader(url, num_epochs=epochs, results_queue_size=queue_size,
+                                         workers_count=workers, shuffle_row_groups=False) as reader:
+            for batch in reader:
+                rows += len(batch[0])
+                samples.append(_status_bytes("VmRSS"))
     print(json.dumps({"rss_before_reader": before_reader, "samples": samples, "peak_rss": _status_bytes("VmHWM"),
-                      "rows": rows, "max_batch_bytes": batch_bytes}))
+                      "rows": rows}))
 
 
-def peak_rss(url: str, rows: int, rows_per_group: int, log: Callable[[str], None]) -> dict:
+def _rss_run(url: str, queue_size: int, workers: int, epochs: int) -> dict:
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--rss-child", url, str(queue_size),
+                          str(workers), str(epochs)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def peak_rss(url: str, rows: int, rows_per_group: int, log: Callable[[str], None], epochs: int = 3) -> dict:
     decoded_row_group = rows_per_group * (8 + 3 * 32 * 32 * 4)
     dataset_decoded = rows * (8 + 3 * 32 * 32 * 4)
     groups = max(1, rows // rows_per_group)
     queue_size = max(1, groups // 4)  # the queue holds a quarter of the dataset: the dataset is 4x the budget
     workers = 2
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--rss-child", url, str(queue_size),
-                          str(workers)], capture_output=True, text=True, check=True)
-    data = json.loads(out.stdout.strip().splitlines()[-1])
-    samples = data["samples"]
-    quartiles = [samples[min(len(samples) - 1, int(q * (len(samples) - 1)))] for q in (0.25, 0.5, 0.75, 1.0)]
     mib = 2 ** 20
+    data = _rss_run(url, queue_size, workers, epochs)
+    samples = data["samples"]
+    per_epoch = max(1, len(samples) // epochs)
+    quartiles = [samples[min(len(samples) - 1, int(q * per_epoch) - 1)] for q in (0.25, 0.5, 0.75, 1.0)]
+    epoch_ends = [samples[min(len(samples) - 1, (e + 1) * per_epoch - 1)] for e in range(epochs)]
+    raw = _rss_run(url, queue_size, 0, 1)
     result = {
-        "results_queue_size": queue_size, "workers_count": workers,
+        "results_queue_size": queue_size, "workers_count": workers, "epochs": epochs,
         "queue_budget_mib": round(queue_size * decoded_row_group / mib, 1),
         "dataset_decoded_mib": round(dataset_decoded / mib, 1),
         "rss_before_reader_mib": round(data["rss_before_reader"] / mib, 1),
         "rss_after_first_batch_mib": round(samples[0] / mib, 1) if samples else None,
-        "rss_at_25_50_75_100pct_mib": [round(x / mib, 1) for x in quartiles],
+        "rss_epoch1_at_25_50_75_100pct_mib": [round(x / mib, 1) for x in quartiles],
+        "rss_at_end_of_each_epoch_mib": [round(x / mib, 1) for x in epoch_ends],
         "peak_rss_mib": round(data["peak_rss"] / mib, 1),
-        "growth_after_first_quarter_mib": round((max(samples) - quartiles[0]) / mib, 1) if samples else None,
+        "growth_after_epoch1_mib": round((max(samples[per_epoch:] or samples) - epoch_ends[0]) / mib, 1),
+        "raw_pyarrow_copy_peak_rss_mib": round(raw["peak_rss"] / mib, 1),
         "rows": data["rows"],
     }
-    log(f"  peak RSS streaming {result['dataset_decoded_mib']} MiB (decoded) through a queue budget of "
-        f"{result['queue_budget_mib']} MiB: before reader {result['rss_before_reader_mib']} MiB, at 25/50/75/100% "
-        f"{result['rss_at_25_50_75_100pct_mib']} MiB, peak {result['peak_rss_mib']} MiB")
+    log(f"  peak RSS streaming {result['dataset_decoded_mib']} MiB (decoded) x {epochs} epochs through a queue "
+        f"budget of {result['queue_budget_mib']} MiB: before reader {result['rss_before_reader_mib']} MiB, epoch 1 "
+        f"at 25/50/75/100% {result['rss_epoch1_at_25_50_75_100pct_mib']} MiB, at the end of each epoch "
+        f"{result['rss_at_end_of_each_epoch_mib']} MiB, peak {result['peak_rss_mib']} MiB (plain pyarrow read + "
+        f"copy, one pass: peak {result['raw_pyarrow_copy_peak_rss_mib']} MiB)")
     return result
 
 
@@ -488,10 +510,11 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--min-seconds", type=float, default=1.0, help="a measurement repeats its pass over the "
                                                                          "dataset for at least this long")
     parser.add_argument("--skip-rss", action="store_true", help="skip the peak-RSS measurement")
-    parser.add_argument("--rss-child", nargs=3, metavar=("URL", "QUEUE", "WORKERS"), help=argparse.SUPPRESS)
+    parser.add_argument("--rss-child", nargs=4, metavar=("URL", "QUEUE", "WORKERS", "EPOCHS"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rss_child:
-        rss_child(args.rss_child[0], int(args.rss_child[1]), int(args.rss_child[2]))
+        rss_child(args.rss_child[0], int(args.rss_child[1]), int(args.rss_child[2]), int(args.rss_child[3]))
         return None
     result = run_suite(args)
     output = args.output
