@@ -297,6 +297,15 @@ def test_s3_store_pickles_for_worker_processes(s3, local_ds):
         assert pf.read_row_group(0, columns=["id"]).column("id").to_pylist() == list(range(20, 25))
 
 
+@pytest.mark.parametrize("pool", ["thread", "process"])
+def test_s3_reader_pools(s3, local_ds, pool):
+    fs, options = s3
+    _upload(fs, local_ds, "petastorm-test/pools")
+    url = "s3://petastorm-test/pools"
+    assert _batch_ids(url, storage_options=options, reader_pool_type=pool, workers_count=2) == list(range(ROWS))
+    assert _ids(url, storage_options=options, reader_pool_type=pool, workers_count=2) == list(range(ROWS))
+
+
 def test_s3_sees_a_rewritten_dataset(s3, local_ds):
     fs, options = s3
     url = "s3://petastorm-test/rewritten"
