@@ -368,14 +368,15 @@ def _read_all(factory, url, **kwargs):
     return items, diagnostics
 
 
-@pytest.mark.parametrize("batched", [False, True])
-def test_readers_fill_then_hit_the_cache(small_ds, tmp_path, batched):
+@pytest.mark.parametrize("batched, pool", [(False, "thread"), (True, "thread"), (False, "process"),
+                                           (True, "dummy")])
+def test_readers_fill_then_hit_the_cache(small_ds, tmp_path, batched, pool):
     from petastorm import make_batch_reader, make_reader
 
     factory = make_batch_reader if batched else make_reader
     location = tmp_path / "cache"
     options = dict(cache_type="local-disk", cache_location=str(location), cache_size_limit=10 ** 8,
-                   cache_row_size_estimate=100)
+                   cache_row_size_estimate=100, reader_pool_type=pool, workers_count=2)
     plain, _ = _read_all(factory, small_ds)
     first, d1 = _read_all(factory, small_ds, **options)
     second, d2 = _read_all(factory, small_ds, **options)
