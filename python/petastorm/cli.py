@@ -1,6 +1,8 @@
 """The ``petastorm`` command.
 
     petastorm inspect URL    schema, metadata keys, files, row groups, row counts, sizes and row-group indexes
+    petastorm ingest-images --labels CSV --images DIR --out URL [--size HxW]
+                             images + a filename,label CSV into a Petastorm dataset, with Spark
 """
 from __future__ import annotations
 
@@ -92,12 +94,49 @@ def inspect(url: str, out: TextIO | None = None) -> None:
     (out or sys.stdout).write("\n\n".join(sections) + "\n")
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 32x32, got {text!r}") from None
+    return height, width
+
+
+def ingest(args: argparse.Namespace) -> None:
+    """Runs `ingest_images` on a Spark session set up for petastorm (local unless --master says otherwise)."""
+    from pyspark.sql import SparkSession
+
+    from petastorm.spark import configure_spark
+    from petastorm.spark.ingest import ingest_images
+
+    builder = SparkSession.builder.appName("petastorm-ingest-images").config("spark.ui.showConsoleProgress", "false")
+    if args.master:
+        builder = builder.master(args.master)
+    spark = configure_spark(builder).getOrCreate()
+    try:
+        result = ingest_images(spark, args.labels, args.images, args.out, size=args.size, codec=args.codec,
+                               mode=args.mode)
+    finally:
+        spark.stop()
+    print(f"wrote {result.rows} rows to {result.output}" +
+          (f"; {result.failed_images} images could not be read and were left out" if result.failed_images else ""))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``petastorm`` command."""
     parser = argparse.ArgumentParser(prog="petastorm", description="Petastorm dataset tools.")
     commands = parser.add_subparsers(dest="command", required=True)
     inspect_parser = commands.add_parser("inspect", help="describe a dataset: schema, files, row groups, indexes")
     inspect_parser.add_argument("url", help="dataset URL or path")
+    ingest_parser = commands.add_parser("ingest-images", help="images + filename,label CSV -> Petastorm dataset")
+    ingest_parser.add_argument("--labels", required=True, help="CSV of filename,label rows (header optional)")
+    ingest_parser.add_argument("--images", required=True, help="folder (or URL) the file names are relative to")
+    ingest_parser.add_argument("--out", required=True, help="URL of the dataset to write")
+    ingest_parser.add_argument("--size", type=_size, help="resize every image to HEIGHTxWIDTH, e.g. 32x32")
+    ingest_parser.add_argument("--codec", choices=["ndarray", "png"], default="ndarray", help="how images are stored")
+    ingest_parser.add_argument("--mode", choices=["errorifexists", "overwrite", "append", "ignore"],
+                               default="errorifexists", help="what to do when --out exists")
+    ingest_parser.add_argument("--master", default="local[*]", help="Spark master (default local[*])")
     args = parser.parse_args(argv)
     if args.command == "inspect":
         try:
@@ -105,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (FileNotFoundError, PetastormMetadataError, ValueError) as e:
             print(f"petastorm inspect: {e}", file=sys.stderr)
             return 1
+    elif args.command == "ingest-images":
+        ingest(args)
     return 0
 
 

@@ -1,0 +1,55 @@
+package org.petastorm.spark.ingest
+
+import org.apache.hadoop.fs.Path
+import org.apache.spark.sql.{DataFrame, SparkSession}
+import org.apache.spark.sql.functions.{call_function, col, concat, lit, trim}
+import org.apache.spark.sql.types.IntegerType
+import org.petastorm.spark.functions.load_image
+import org.petastorm.spark.image.ImageFailures
+
+/** What an ingest wrote. */
+final case class IngestResult(rows: Long, failedImages: Long, output: String)
+
+/**
+ * Images plus a label CSV (`filename,label`, with or without that header) into a Petastorm dataset in one
+ * distributed job: images are read and decoded on the executors (`load_image`), optionally resized, and written
+ * with `format("petastorm")` as a uint8 (H, W, 3) tensor column `image` (codec `ndarray` or `png`) beside
+ * `filename` and `label` (integer when every label is one). Images that cannot be read are counted and left out,
+ * or fail the job when `spark.petastorm.image.onError=fail`.
+ */
+object ImageIngest {
+  def run(spark: SparkSession, labelsCsv: String, imagesDir: String, output: String, size: Option[(Int, Int)],
+          codec: String, mode: String): IngestResult = {
+    val labels = readLabels(spark, labelsCsv)
+    val partitions = math.max(spark.sparkContext.defaultParallelism, (labels.count() / 2000).toInt)
+    val dir = imagesDir.stripSuffix("/") + "/"
+    val image = size match {
+      case Some((h, w)) => load_image(concat(lit(dir), col("filename")), h, w, 3)
+      case None => call_function("load_image", concat(lit(dir), col("filename")), lit(null).cast(IntegerType),
+        lit(null).cast(IntegerType), lit(3))
+    }
+    val before = ImageFailures.count(spark)
+    labels.repartition(partitions).withColumn("image", image).where(col("image").isNotNull)
+      .write.format("petastorm").mode(mode).option("codec.image", codec).save(output)
+    val failed = ImageFailures.count(spark) - before
+    val rows = spark.read.format("petastorm").load(output).count()
+    IngestResult(rows, failed, new Path(output).toString)
+  }
+
+  /** For Java and Python callers: `height` and `width` of 0 keep the images' own size. */
+  def run(spark: SparkSession, labelsCsv: String, imagesDir: String, output: String, height: Int, width: Int,
+          codec: String, mode: String): IngestResult =
+    run(spark, labelsCsv, imagesDir, output, if (height > 0 && width > 0) Some((height, width)) else None, codec, mode)
+
+  /** `filename,label` rows; the header line is optional. Labels become integers when all of them are. */
+  def readLabels(spark: SparkSession, labelsCsv: String): DataFrame = {
+    val raw = spark.read.option("header", "false").csv(labelsCsv)
+    if (raw.columns.length < 2) {
+      throw new IllegalArgumentException(s"$labelsCsv: expected two columns, filename,label; got ${raw.columns.length}")
+    }
+    val named = raw.select(trim(col(raw.columns(0))).as("filename"), trim(col(raw.columns(1))).as("label"))
+      .where(!(col("filename") === "filename" && col("label") === "label"))
+    val allIntegers = named.where(col("label").cast(IntegerType).isNull).isEmpty
+    if (allIntegers) named.withColumn("label", col("label").cast(IntegerType)) else named
+  }
+}

@@ -1,0 +1,64 @@
+"""`petastorm ingest-images` and `ingest_images`: images + a label CSV into a Petastorm dataset via Spark."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from petastorm import make_reader
+from petastorm.etl.dataset_metadata import get_schema_from_dataset_url
+from petastorm.spark.ingest import ingest_images
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """30 PNGs (10 of them 40x40, the rest 32x32), one corrupt file, and a labels CSV with a header line."""
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(5)
+    pixels = {}
+    lines = ["filename,label"]
+    for i in range(30):
+        side = 40 if i < 10 else 32
+        array = rng.integers(0, 255, (side, side, 3), dtype=np.uint8)
+        Image.fromarray(array).save(folder / f"img_{i}.png")
+        pixels[f"img_{i}.png"] = array
+        lines.append(f"img_{i}.png,{i % 10}")
+    (folder / "broken.png").write_bytes(b"not a png at all")
+    lines.append("broken.png,3")
+    (folder / "labels.csv").write_text("\n".join(lines) + "\n")
+    return folder, pixels
+
+
+def test_ingest_keeps_pixels_labels_and_counts_bad_images(spark, image_folder, tmp_path):
+    folder, pixels = image_folder
+    url = f"file://{tmp_path / 'ingested'}"
+    result = ingest_images(spark, str(folder / "labels.csv"), str(folder), url, codec="png")
+    assert (result.rows, result.failed_images) == (30, 1)
+    schema = get_schema_from_dataset_url(url)
+    assert schema.label.numpy_dtype == np.int32 and schema.image.shape == (None, None, 3)
+    with make_reader(url) as reader:
+        rows = {r.filename: r for r in reader}
+    assert sorted(rows) == sorted(pixels)
+    for name, expected in pixels.items():
+        np.testing.assert_array_equal(rows[name].image, expected)
+        assert rows[name].label == int(name.split("_")[1].split(".")[0]) % 10
+
+
+@pytest.mark.slow
+def test_ingest_images_command_resizes(image_folder, tmp_path):
+    folder, pixels = image_folder
+    out = tmp_path / "resized"
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+    proc = subprocess.run(
+        [sys.executable, "-m", "petastorm.cli", "ingest-images", "--labels", str(folder / "labels.csv"),
+         "--images", str(folder), "--out", f"file://{out}", "--size", "32x32", "--master", "local[2]"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "wrote 30 rows" in proc.stdout and "1 images could not be read" in proc.stdout
+    assert get_schema_from_dataset_url(f"file://{out}").image.shape == (32, 32, 3)
+    with make_reader(f"file://{out}") as reader:
+        rows = {r.filename: r.image for r in reader}
+    np.testing.assert_array_equal(rows["img_20.png"], pixels["img_20.png"])  # already 32x32: unchanged
+    assert rows["img_0.png"].shape == (32, 32, 3)
