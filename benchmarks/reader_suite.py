@@ -102,7 +102,7 @@ def machine_info() -> dict:
                                             text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "python/petastorm"], cwd=os.path.join(HERE, ".."),
                                capture_output=True, text=True, check=True).stdout.strip()
-        info["engine_files_uncommitted"] = bool(dirty)
+        info["uncommitted_package_files"] = [line[3:] for line in dirty.splitlines()]
     except (OSError, subprocess.CalledProcessError):
         pass
     return info
