@@ -274,8 +274,7 @@ def test_two_threads_share_a_cache(tmp_path):
 def test_two_processes_share_a_cache(tmp_path):
     limit = _entry_size(tmp_path) * 5
     location = str(tmp_path / "c")
-    LocalDiskCache(location, limit)  # created here, so the children only join it
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
+    with multiprocessing.get_context("spawn").Pool(2) as pool:  # both create the new location at once
         results = pool.starmap(_hammer, [(location, limit, w, 60) for w in range(2)])
     assert results == [[], []]
     cache = LocalDiskCache(location, limit)

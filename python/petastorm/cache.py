@@ -218,8 +218,9 @@ class LocalDiskCache(CacheBase):
         if os.path.exists(self.marker_path):
             self._read_marker()
             return
-        foreign = [name for name in os.listdir(self.path)]
-        if foreign:
+        # Marker files being written by another cache object opening the same new location are not foreign.
+        foreign = [name for name in os.listdir(self.path) if not name.startswith(".tmp-marker-")]
+        if foreign and not os.path.exists(self.marker_path):
             raise CacheLocationError(
                 f"cache_location {self.path} is not empty and is not a Petastorm cache directory (no "
                 f"{MARKER_FILE} marker; it holds e.g. {sorted(foreign)[:5]}). Choose an empty or new directory: "
@@ -228,7 +229,16 @@ class LocalDiskCache(CacheBase):
         temp = os.path.join(self.path, f".tmp-marker-{uuid.uuid4().hex}")
         with open(temp, "w") as f:
             json.dump(marker, f)
-        os.replace(temp, self.marker_path)
+        try:
+            os.link(temp, self.marker_path)  # atomic and never replaces: the first cache object's marker wins
+        except FileExistsError:
+            self._read_marker()
+        except OSError:  # a filesystem without hard links
+            if not os.path.exists(self.marker_path):
+                os.replace(temp, self.marker_path)
+        finally:
+            if os.path.exists(temp):
+                os.unlink(temp)
 
     def _read_marker(self) -> dict:
         try:
