@@ -35,7 +35,7 @@ __all__ = ["BenchmarkResult", "MemoryInfo", "WorkerPoolType", "ReadMethod", "REA
 BenchmarkResult = namedtuple("BenchmarkResult", ["time_mean", "samples_per_second", "memory_info", "cpu"])
 BenchmarkResult.__doc__ = """``time_mean``: seconds per cycle; ``samples_per_second``: rows per second;
 ``memory_info``: :class:`MemoryInfo` of the measuring process; ``cpu``: CPU time of the process (all its threads)
-during the measurement, in percent of one core."""
+during the measurement, in percent of one core (worker processes of a process pool are not included)."""
 
 MemoryInfo = namedtuple("MemoryInfo", ["rss", "peak_rss"])
 MemoryInfo.__doc__ = "Resident set size now and at its peak, in bytes (from /proc/self/status, else getrusage)."
