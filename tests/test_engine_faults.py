@@ -147,9 +147,9 @@ def _hang(row):
 
 @pytest.mark.parametrize("pool", ["thread", "process"])
 def test_hung_worker_times_out(url, pool):
-    _consume_expecting(lambda: make_reader(url, reader_pool_type=pool, workers_count=2, worker_timeout=1.0,
+    _consume_expecting(lambda: make_reader(url, reader_pool_type=pool, workers_count=2, worker_timeout=3.0,
                                            transform_spec=TransformSpec(_hang)),
-                       WorkerTimeoutError, "more than 1.0 s", "part-0.parquet", release=_RELEASE.set)
+                       WorkerTimeoutError, "more than 3.0 s", "part-0.parquet", release=_RELEASE.set)
     _RELEASE.clear()
 
 

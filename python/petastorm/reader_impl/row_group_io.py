@@ -17,7 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from petastorm.codecs import CompressedImageCodec, CompressedNdarrayCodec, ScalarCodec, decode_column
+from petastorm._checks import is_compliant_shape
+from petastorm.codecs import (CompressedImageCodec, CompressedNdarrayCodec, NdarrayCodec, ScalarCodec,
+                              _parse_npy_header, decode_column)
 from petastorm.errors import DecodeFieldError
 from petastorm.parquet_store import ParquetStore, RowGroupPiece
 from petastorm.unischema import Unischema
@@ -125,6 +127,50 @@ def read_piece_columns(store: ParquetStore, piece: RowGroupPiece, column_names: 
 
 
 _PARALLEL_MIN_CELLS = 64
+
+
+class _BufferView:
+    """Exposes part of an Arrow buffer to numpy (``__array_interface__``) and keeps the buffer alive."""
+
+    def __init__(self, buffer: pa.Buffer, offset: int, shape: tuple, strides: tuple, dtype: np.dtype):
+        self._buffer = buffer
+        self.__array_interface__ = {"data": (buffer.address + offset, False), "shape": shape,
+                                    "strides": strides, "typestr": dtype.str, "version": 3}
+
+
+def npy_column_view(field: Any, column: pa.Array) -> np.ndarray | None:
+    """A fixed-shape NPY column (every cell the same header, C order, no nulls) as one ``(N, *shape)`` array that
+    views the Arrow data buffer in place (strided over the cell headers, writable, no copy); None when the column
+    does not qualify (``decode_column`` then copies or decodes cell by cell)."""
+    n = len(column)
+    if n == 0 or column.null_count or not isinstance(field.codec, NdarrayCodec) or \
+            not all(d is not None for d in field.shape) or not pa.types.is_binary(column.type):
+        return None
+    _, offsets_buf, data_buf = column.buffers()[:3]
+    if data_buf is None:
+        return None
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=n + 1, offset=column.offset * 4)
+    cell_len = int(offsets[1] - offsets[0])
+    if int(offsets[-1] - offsets[0]) != cell_len * n:
+        return None
+    lengths = np.diff(offsets)
+    if not (lengths == cell_len).all():
+        return None
+    start = int(offsets[0])
+    data = np.frombuffer(data_buf, dtype=np.uint8)
+    dtype, shape, fortran, header_len = _parse_npy_header(field.name, data[start:start + cell_len].tobytes())
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if fortran or cell_len != header_len + nbytes or dtype.hasobject or \
+            not is_compliant_shape(tuple(shape), field.shape) or cell_len % dtype.itemsize or \
+            (data_buf.address + start + header_len) % dtype.itemsize:
+        return None
+    headers = np.lib.stride_tricks.as_strided(data[start:], shape=(n, header_len), strides=(cell_len, 1),
+                                              writeable=False)
+    if not (headers == headers[0]).all():
+        return None
+    inner = tuple(int(np.prod(shape[i + 1:], dtype=np.int64)) * dtype.itemsize for i in range(len(shape)))
+    view = _BufferView(data_buf, start + header_len, (n,) + tuple(shape), (cell_len,) + inner, dtype)
+    return np.asarray(view)
 
 
 def decode_column_parallel(field: Any, column: pa.ChunkedArray | pa.Array,
@@ -270,7 +316,11 @@ def decode_table(table: pa.Table, schema: Unischema, batched: bool,
         field = schema.fields.get(name)
         column = table.column(name)
         try:
-            if field is not None and field.codec is not None and not isinstance(field.codec, ScalarCodec):
+            if field is not None and isinstance(field.codec, NdarrayCodec):
+                chunk = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+                view = npy_column_view(field, chunk)
+                result[name] = view if view is not None else decode_column(field, chunk)
+            elif field is not None and field.codec is not None and not isinstance(field.codec, ScalarCodec):
                 result[name] = decode_column_parallel(field, column, executor)
             elif batched:
                 result[name] = _native_column_to_numpy(name, column, field)
