@@ -173,6 +173,55 @@ def npy_column_view(field: Any, column: pa.Array) -> np.ndarray | None:
     return np.asarray(view)
 
 
+def _fast_image_slice(field: Any, column: pa.Array, out: np.ndarray, lo: int, hi: int) -> bool:
+    """Decodes cells ``lo:hi`` of an image column with OpenCV straight into ``out`` (RGB order), reading the cells
+    in place from the Arrow buffer; False when a cell does not decode to the field's shape and dtype (the caller
+    then uses the codec, which raises the precise error)."""
+    import cv2
+
+    _, offsets_buf, data_buf = column.buffers()[:3]
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=len(column) + 1, offset=column.offset * 4)
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.empty(0, np.uint8)
+    color = out.ndim == 4
+    for i in range(lo, hi):
+        image = cv2.imdecode(data[offsets[i]:offsets[i + 1]], cv2.IMREAD_UNCHANGED)
+        if image is None or image.shape != out.shape[1:] or image.dtype != out.dtype:
+            return False
+        if color:
+            cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=out[i])
+        else:
+            out[i] = image
+    return True
+
+
+def _image_column_opencv(field: Any, column: pa.Array, executor: ThreadPoolExecutor | None) -> np.ndarray | None:
+    """A fixed-shape, null-free PNG/JPEG column decoded by OpenCV into one preallocated ``(N, *shape)`` array, in
+    slices on all cores; None when OpenCV is not the image backend or the column does not qualify."""
+    from petastorm import codecs
+
+    n = len(column)
+    shape = tuple(field.shape)
+    if codecs._opencv() is None or n == 0 or column.null_count or not pa.types.is_binary(column.type) or \
+            any(d is None for d in shape) or not (len(shape) == 2 or (len(shape) == 3 and shape[2] == 3)):
+        return None
+    try:
+        dtype = np.dtype(field.numpy_dtype)
+    except TypeError:
+        return None
+    if dtype not in (np.uint8, np.uint16):
+        return None
+    out = np.empty((n,) + shape, dtype=dtype)
+    workers = os.cpu_count() or 1
+    if executor is None or workers < 2 or n < _PARALLEL_MIN_CELLS:
+        ok = _fast_image_slice(field, column, out, 0, n)
+    else:
+        parts = min(workers * 2, n // (_PARALLEL_MIN_CELLS // 2))
+        bounds = np.linspace(0, n, parts + 1).astype(int)
+        ok = all(executor.map(lambda ab: _fast_image_slice(field, column, out, int(ab[0]), int(ab[1])),
+                              zip(bounds[:-1], bounds[1:])))
+    return out if ok else None
+
+
 def decode_column_parallel(field: Any, column: pa.ChunkedArray | pa.Array,
                            executor: ThreadPoolExecutor | None = None) -> np.ndarray:
     """``decode_column``; with an ``executor``, image and compressed-array columns are split in slices decoded on
@@ -181,6 +230,10 @@ def decode_column_parallel(field: Any, column: pa.ChunkedArray | pa.Array,
         column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     n = len(column)
     workers = os.cpu_count() or 1
+    if isinstance(field.codec, CompressedImageCodec):
+        fast = _image_column_opencv(field, column, executor)
+        if fast is not None:
+            return fast
     if executor is None or not isinstance(field.codec, (CompressedImageCodec, CompressedNdarrayCodec)) \
             or workers < 2 or n < _PARALLEL_MIN_CELLS:
         return decode_column(field, column)
