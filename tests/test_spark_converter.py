@@ -67,6 +67,7 @@ def _read_all(url):
     return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
 
 
+@pytest.mark.slow
 def test_float32_rule_and_tensor_shapes(mixed_df, cache_dir, writer):
     converter = make_spark_converter(mixed_df)
     assert len(converter) == 12 and converter.file_urls and all(u.endswith(".parquet") for u in converter.file_urls)
