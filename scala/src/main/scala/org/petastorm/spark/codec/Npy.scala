@@ -65,8 +65,10 @@ object Npy {
    * The tensor held by NPY bytes: little-endian, C order (Fortran-ordered or big-endian data is rearranged). The
    * data must be exactly as long as the header says: a truncated cell is an error, never a short tensor.
    */
-  def decode(bytes: Array[Byte]): Tensor = {
-    val h = header(bytes)
+  def decode(bytes: Array[Byte]): Tensor = decode(bytes, header(bytes))
+
+  /** [[decode]] with the header already parsed (see [[HeaderCache]]). */
+  def decode(bytes: Array[Byte], h: NpyHeader): Tensor = {
     val big = h.descr.startsWith(">")
     val dtype = DType(if (big) "<" + h.descr.drop(1) else h.descr)
     val count = h.shape.foldLeft(1L)(_ * _)
@@ -157,6 +159,26 @@ object Npy {
 
   private[codec] def hex(bytes: Array[Byte]): String = bytes.take(8).map(b => f"${b & 0xff}%02x").mkString
 
+}
+
+/**
+ * Parses NPY headers, remembering the last one: cells of a fixed-shape column all carry the same header bytes, so
+ * a byte comparison replaces parsing for all but the first cell. Not thread-safe: one per reader.
+ */
+final class NpyHeaderCache {
+  private var raw: Array[Byte] = Array.emptyByteArray
+  private var parsed: NpyHeader = _
+
+  def header(bytes: Array[Byte]): NpyHeader = {
+    val n = raw.length
+    if (n > 0 && bytes.length >= n && java.util.Arrays.equals(bytes, 0, n, raw, 0, n)) parsed
+    else {
+      val h = Npy.header(bytes)
+      raw = java.util.Arrays.copyOfRange(bytes, 0, h.dataOffset)
+      parsed = h
+      h
+    }
+  }
 }
 
 /** `np.savez_compressed(buf, arr=value)`: a ZIP archive with one DEFLATE member `arr.npy` (Petastorm's

@@ -39,6 +39,10 @@ class PetastormFileFormat extends ParquetFileFormat {
       conf.setLong(ParquetOutputFormat.BLOCK_SIZE, (mb.toDouble * 1024 * 1024).toLong)
     }
     val factory = super.prepareWrite(sparkSession, job, options, plan.storageSchema)
+    // Encoded tensors are (nearly) all distinct: dictionary encoding would only be tried and abandoned.
+    plan.columns.filter(_.tensor.isDefined).foreach { c =>
+      conf.setBoolean(s"${ParquetOutputFormat.ENABLE_DICTIONARY}#${c.field.name}", false)
+    }
     plan.toConf(conf)
     conf.setClass(ParquetOutputFormat.WRITE_SUPPORT_CLASS, classOf[PetastormWriteSupport], classOf[WriteSupport[_]])
     conf.setClass(SQLConf.OUTPUT_COMMITTER_CLASS.key, classOf[PetastormOutputCommitter], classOf[OutputCommitter])

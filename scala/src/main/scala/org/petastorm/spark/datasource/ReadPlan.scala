@@ -5,7 +5,7 @@ import org.apache.spark.sql.catalyst.expressions.GenericInternalRow
 import org.apache.spark.sql.catalyst.util.{ArrayData, GenericArrayData}
 import org.apache.spark.sql.types._
 import org.apache.spark.unsafe.types.UTF8String
-import org.petastorm.spark.codec.{ImageCodec, Npy, Npz}
+import org.petastorm.spark.codec.{ImageCodec, Npy, NpyHeaderCache, Npz}
 import org.petastorm.spark.format.{FieldCodec, Unischema, UnischemaField}
 import org.petastorm.spark.tensor.{DType, Tensor, TensorUDT}
 
@@ -59,16 +59,20 @@ object ReadPlan {
   }
 }
 
-/** Decodes one encoded cell into its Catalyst value, checking it against the field's dtype and shape. */
+/**
+ * Decodes one encoded cell into its Catalyst value, checking it against the field's dtype and shape. One per
+ * column of one reader (it remembers the last NPY header).
+ */
 final case class CellDecoder(field: UnischemaField) {
   private val fixed: Seq[Option[Int]] = field.shape
+  private val headers = new NpyHeaderCache
 
   def apply(bytes: Array[Byte]): Any =
     if (field.isTextArray) textArray(bytes) else TensorUDT.write(tensor(bytes))
 
   private def tensor(bytes: Array[Byte]): Tensor = {
     val t = field.codec match {
-      case Some(FieldCodec.Ndarray) => Npy.decode(bytes)
+      case Some(FieldCodec.Ndarray) => Npy.decode(bytes, headers.header(bytes))
       case Some(FieldCodec.CompressedNdarray) => Npz.decode(bytes)
       case Some(_: FieldCodec.Image) => ImageCodec.decodeForField(bytes, fixed.map(_.getOrElse(-1)))
       case other => throw new IllegalStateException(s"no tensor codec $other")

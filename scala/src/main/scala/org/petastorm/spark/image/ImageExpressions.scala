@@ -2,7 +2,7 @@ package org.petastorm.spark.image
 
 import java.io.IOException
 
-import org.apache.hadoop.fs.Path
+import org.apache.hadoop.fs.{ChecksumFileSystem, Path}
 import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.catalyst.analysis.TypeCheckResult
 import org.apache.spark.sql.catalyst.expressions.{Expression, UnaryExpression}
@@ -54,7 +54,11 @@ case class LoadImage(
 
   private def read(path: String): Array[Byte] = {
     val file = new Path(path)
-    val in = file.getFileSystem(hadoopConf.value).open(file)
+    val fs = file.getFileSystem(hadoopConf.value) match {
+      case checksummed: ChecksumFileSystem => checksummed.getRawFileSystem // images carry no .crc files
+      case other => other
+    }
+    val in = fs.open(file)
     try in.readAllBytes() finally in.close()
   }
 
