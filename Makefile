@@ -13,11 +13,14 @@ DEPS_STAMP := $(VENV)/.deps-$(shell cat requirements/dev.lock pyproject.toml VER
 SCALA_SOURCES := $(shell find scala/src/main -type f) build.sbt project/build.properties VERSION
 SBT := build/sbt
 PYTEST_ARGS ?=
+LEGACY_VENV := .legacy-venv
+LEGACY_STAMP := $(LEGACY_VENV)/.built-$(shell cksum < scripts/legacy-venv.sh | cut -d' ' -f1)
 
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
+export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: demo test test-scala test-python venv jar publish-local wheel lock clean
+.PHONY: demo test test-scala test-python venv legacy-venv jar publish-local wheel lock clean
 
 demo: $(DEPS_STAMP) $(JAR)
 	$(PY) examples/demo.py
@@ -27,8 +30,16 @@ test: test-scala test-python
 test-scala: $(DEPS_STAMP)
 	$(SBT) test < /dev/null
 
-test-python: $(DEPS_STAMP) $(JAR)
-	$(PY) -m pytest $(PYTEST_ARGS)
+# The interop test runs the original Petastorm 0.13.1 from its own virtualenv (pyarrow 14, numpy 1.26, pyspark 3.5).
+test-python: $(DEPS_STAMP) $(JAR) $(LEGACY_STAMP)
+	PETASTORM_LEGACY_PYTHON=$(abspath $(LEGACY_VENV))/bin/python $(PY) -m pytest $(PYTEST_ARGS)
+
+legacy-venv: $(LEGACY_STAMP)
+
+$(LEGACY_STAMP): scripts/legacy-venv.sh
+	rm -rf $(LEGACY_VENV)
+	PYTHON=$(PYTHON) scripts/legacy-venv.sh $(LEGACY_VENV) >/dev/null
+	touch $@
 
 venv: $(DEPS_STAMP)
 
@@ -63,4 +74,4 @@ lock: $(DEPS_STAMP)
 	$(UV) pip compile requirements/dev.in --python-version 3.11 -o requirements/dev.lock
 
 clean:
-	rm -rf target project/target project/project dist python/petastorm/jars/*.jar
+	rm -rf target project/target project/project dist python/petastorm/jars/*.jar $(LEGACY_VENV)
