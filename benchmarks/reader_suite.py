@@ -77,9 +77,33 @@ def _loadavg() -> list[float]:
         return []
 
 
+def cores_available(seconds: float = 2.0) -> float:
+    """How many cores this process gets right now: CPU time over wall time of one busy, GIL-free (OpenCV
+    decoding) thread per CPU. 2.0 on an idle 2-core machine; less when other processes compete."""
+    import threading
+
+    import cv2
+
+    cv2.setNumThreads(1)
+    image = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))[1]
+    deadline = time.perf_counter() + seconds
+
+    def spin() -> None:
+        while time.perf_counter() < deadline:
+            cv2.imdecode(image, cv2.IMREAD_UNCHANGED)
+
+    c0, t0 = time.process_time(), time.perf_counter()
+    threads = [threading.Thread(target=spin) for _ in range(os.cpu_count() or 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return round((time.process_time() - c0) / (time.perf_counter() - t0), 2)
+
+
 def machine_info() -> dict:
     info = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "loadavg_at_start": _loadavg()}
+            "loadavg_at_start": _loadavg(), "cores_available_at_start": cores_available()}
     try:
         info["affinity_cpus"] = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -410,7 +434,8 @@ def run_suite(args: argparse.Namespace) -> dict:
     result: dict = {"suite": "reader_suite", "quick": args.quick, "started": datetime.datetime.now().isoformat(
         timespec="seconds"), "machine": machine_info(), "params": p}
     log(f"machine: {result['machine'].get('cpu_count')} CPUs ({result['machine'].get('cpu_model')}), load "
-        f"{result['machine']['loadavg_at_start']}")
+        f"{result['machine']['loadavg_at_start']}, cores this process can get now: "
+        f"{result['machine']['cores_available_at_start']}")
     t0 = time.perf_counter()
     paths = generate(workdir, p)
     result["datasets"] = {name: {"path": path, "parquet_mib": round(_dataset_bytes(path) / 2 ** 20, 1)}
@@ -480,9 +505,12 @@ def run_suite(args: argparse.Namespace) -> dict:
             result["peak_rss"] = {"error": f"{type(e).__name__}: {e}"}
             log(f"  peak RSS: FAILED {e}")
     result["machine"]["loadavg_at_end"] = _loadavg()
+    result["machine"]["cores_available_at_end"] = cores_available()
     result["seconds"] = round(time.perf_counter() - t0, 1)
 
-    log("\nsummary (median rows/s; ratio to the same-run limit):")
+    log(f"\ncores this process could get: {result['machine']['cores_available_at_start']} at the start, "
+        f"{result['machine']['cores_available_at_end']} at the end (2 busy GIL-free threads)")
+    log("summary (median rows/s; ratio to the same-run limit):")
     for name, value in result["limits"].items():
         log(f"  {name:18s} {value['median']:>12,.0f}")
     for name, value in readers.items():
