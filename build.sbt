@@ -38,6 +38,8 @@ lazy val root = (project in file("."))
     Compile / scalaSource := baseDirectory.value / "scala" / "src" / "main" / "scala",
     Compile / resourceDirectory := baseDirectory.value / "scala" / "src" / "main" / "resources",
     Test / scalaSource := baseDirectory.value / "scala" / "src" / "test" / "scala",
+    // The Scala example compiles (and runs, in ExamplesSuite) with the tests.
+    Test / unmanagedSourceDirectories += baseDirectory.value / "examples" / "scala",
     Test / resourceDirectory := baseDirectory.value / "scala" / "src" / "test" / "resources",
 
     sparkJarsDir := findSparkJars(baseDirectory.value),

@@ -29,7 +29,19 @@ case class PetastormTable(name: String, sparkSession: SparkSession, options: Cas
   }
 
   override def inferSchema(files: Seq[FileStatus]): Option[StructType] =
-    ParquetUtils.inferSchema(sparkSession, options.asScala.toMap, files).map(readPlan.readSchema)
+    ParquetUtils.inferSchema(sparkSession, options.asScala.toMap, files).map(readPlan.readSchema).map(selectFields)
+
+  /** Option `schemaFields`: comma-separated names or full-match regexes of the columns to read. */
+  private def selectFields(schema: StructType): StructType = Option(options.get("schemaFields")) match {
+    case None => schema
+    case Some(spec) =>
+      val patterns = spec.split(",").map(_.trim).filter(_.nonEmpty).map(_.r)
+      val kept = schema.fields.filter(f => patterns.exists(_.matches(f.name)))
+      if (kept.isEmpty) {
+        throw new IllegalArgumentException(s"schemaFields '$spec' matches none of ${schema.fieldNames.mkString(", ")}")
+      }
+      StructType(kept)
+  }
 
   override def newScanBuilder(options: CaseInsensitiveStringMap): ScanBuilder =
     new PetastormScanBuilder(sparkSession, fileIndex, schema, dataSchema, mergedOptions(options), readPlan)

@@ -45,3 +45,16 @@ class DataSourceRoundTripSuite extends AnyFunSuite with LocalSpark {
     assert(spark.read.format("petastorm").option("decode", "false").load(path).schema("t").dataType == BinaryType)
   }
 }
+
+class SchemaFieldsSuite extends AnyFunSuite with LocalSpark {
+  test("schemaFields keeps the named and regex-matched columns only") {
+    val path = Files.createTempDirectory("petastorm-fields").resolve("data").toString
+    spark.range(0, 4).selectExpr("CAST(id AS INT) AS id", "id * 2 AS feature_a", "id * 3 AS feature_b",
+      "array_to_tensor(array(CAST(id AS FLOAT)), array(1)) AS t").write.format("petastorm").save(path)
+    val df = spark.read.format("petastorm").option("schemaFields", "id, feature_.*").load(path)
+    assert(df.columns.toSeq == Seq("id", "feature_a", "feature_b"))
+    assert(df.orderBy("id").collect().map(_.getLong(2)).toSeq == Seq(0L, 3L, 6L, 9L))
+    val e = intercept[IllegalArgumentException](spark.read.format("petastorm").option("schemaFields", "nope").load(path))
+    assert(e.getMessage.contains("matches none of id, feature_a, feature_b, t"))
+  }
+}
