@@ -21,13 +21,14 @@ def test_version_is_defined_once():
 
 
 @pytest.mark.slow
-def test_spark_submit_packages_resolves_the_published_jar(tmp_path):
+def test_spark_submit_packages_runs_a_job_that_reads_and_writes_the_format(tmp_path):
     repository = ROOT / "target" / "m2"
     pom = repository / "org/petastorm/petastorm-spark_2.13" / petastorm.__version__
     assert pom.is_dir(), f"{pom} is missing: `make jar` publishes the jar there"
     script = tmp_path / "job.py"
     script.write_text(textwrap.dedent(
         """
+        import sys
         import numpy as np
         from pyspark.sql import SparkSession
         spark = SparkSession.builder.getOrCreate()
@@ -35,24 +36,38 @@ def test_spark_submit_packages_resolves_the_published_jar(tmp_path):
         assert row.t.dtype == np.float32 and row.t.shape == (2, 3), row.t
         out = spark.sql("SELECT tensor_shape(array_to_tensor(array(1L, 2L), array(2))) AS s").first().s
         print("RESULT", row.t.tolist(), out)
+        (spark.range(5).selectExpr("CAST(id AS INT) AS id", "array_to_tensor(array(id, id), array(2)) AS t")
+            .write.format("petastorm").save(sys.argv[1]))
+        back = spark.read.format("petastorm").load(sys.argv[1]).orderBy("id").collect()
+        print("DATASET", [r.t.tolist() for r in back])
         """
     ))
+    # Only the repository under test: ~/.m2 (which Ivy reads first by default) may hold another build.
+    settings = tmp_path / "ivysettings.xml"
+    settings.write_text(
+        f'<ivysettings><settings defaultResolver="under-test"/><caches defaultCacheDir="{tmp_path / "ivy"}"/>'
+        f'<resolvers><ibiblio name="under-test" m2compatible="true" root="{repository.as_uri()}"/></resolvers>'
+        "</ivysettings>")
     spark_submit = Path(sys.executable).parent / "spark-submit"
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
     proc = subprocess.run(
         [str(spark_submit), "--master", "local[1]",
          "--packages", COORDINATES,
-         "--repositories", repository.as_uri(),
+         "--conf", f"spark.jars.ivySettings={settings}",
          "--conf", f"spark.jars.ivy={tmp_path / 'ivy'}",
          "--conf", "spark.sql.extensions=org.petastorm.spark.PetastormExtensions",
          "--conf", "spark.ui.enabled=false",
-         str(script)],
+         str(script), str(tmp_path / "dataset")],
         capture_output=True, text=True, env=env, timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "RESULT [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]] [2]" in proc.stdout
-    resolved = list((tmp_path / "ivy" / "jars").glob("org.petastorm_petastorm-spark_2.13-*.jar"))
-    assert resolved, "the jar did not come through Ivy"
+    assert "DATASET [[0, 0], [1, 1], [2, 2], [3, 3], [4, 4]]" in proc.stdout
+    from petastorm import make_reader
+
+    with make_reader(f"file://{tmp_path / 'dataset'}") as reader:
+        assert sorted(int(r.id) for r in reader) == list(range(5))
+    assert list((tmp_path / "ivy").rglob("petastorm-spark_2.13*.jar")), "the jar did not come through Ivy"
 
 
 @pytest.mark.slow
