@@ -2,7 +2,7 @@ package org.petastorm.spark.image
 
 import java.io.IOException
 
-import org.apache.hadoop.fs.{ChecksumFileSystem, Path}
+import org.apache.hadoop.fs.{LocalFileSystem, Path}
 import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.catalyst.analysis.TypeCheckResult
 import org.apache.spark.sql.catalyst.expressions.{Expression, UnaryExpression}
@@ -54,12 +54,17 @@ case class LoadImage(
 
   private def read(path: String): Array[Byte] = {
     val file = new Path(path)
-    val fs = file.getFileSystem(hadoopConf.value) match {
-      case checksummed: ChecksumFileSystem => checksummed.getRawFileSystem // images carry no .crc files
-      case other => other
+    val fs = file.getFileSystem(hadoopConf.value)
+    fs match {
+      // Local files (images carry no .crc files): read directly, skipping Hadoop's checksum and stream layers.
+      case local: LocalFileSystem =>
+        try java.nio.file.Files.readAllBytes(local.pathToFile(file).toPath) catch {
+          case _: java.nio.file.NoSuchFileException => throw new java.io.FileNotFoundException(s"File $file does not exist")
+        }
+      case other =>
+        val in = other.open(file)
+        try in.readAllBytes() finally in.close()
     }
-    val in = fs.open(file)
-    try in.readAllBytes() finally in.close()
   }
 
   override def prettyName: String = "load_image"
