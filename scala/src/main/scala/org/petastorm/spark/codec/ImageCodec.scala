@@ -31,7 +31,7 @@ object ImageCodec {
   /** Decodes an image into `(H, W, C)`; `channels` (1, 3 or 4) converts to grey, RGB or RGBA. */
   def decode(bytes: Array[Byte], channels: Option[Int] = None): Tensor = {
     channels.foreach(checkChannels)
-    val pixels = Pixels.of(read(bytes))
+    val pixels = PngFastPath.decode(bytes).getOrElse(Pixels.of(read(bytes)))
     pixels.withBands(channels.getOrElse(if (pixels.bands == 2) 4 else pixels.bands)).tensor
   }
 
@@ -244,7 +244,7 @@ private object Resampling {
  * A decoded image as interleaved samples whose bands are grey, grey + alpha, RGB or RGBA, in the layout of a uint8
  * or uint16 tensor of shape `(height, width, bands)`.
  */
-private final class Pixels(height: Int, width: Int, val bands: Int, dtype: DType, data: Array[Byte]) {
+private[codec] final class Pixels(height: Int, width: Int, val bands: Int, dtype: DType, data: Array[Byte]) {
   def tensor: Tensor = Tensor(dtype, Seq(height, width, bands), data)
 
   /**
