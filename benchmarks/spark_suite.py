@@ -69,6 +69,18 @@ def _labels(spark, labels: Path):
     return spark.read.option("header", "true").csv(str(labels)).repartition(spark.sparkContext.defaultParallelism)
 
 
+def _paired(args, name: str, body, baseline_name: str, baseline) -> dict:
+    """Rows/s of `body` and of `baseline`, run alternately; medians, and the median of the paired ratios."""
+    ours, theirs, ratios = [], [], []
+    for _ in range(args.repetitions):
+        t_ours, t_theirs = _timed(body), _timed(baseline)
+        ours.append(args.images / t_ours)
+        theirs.append(args.images / t_theirs)
+        ratios.append(t_theirs / t_ours)
+    return {name: statistics.median(ours), baseline_name: statistics.median(theirs),
+            "ratio": statistics.median(ratios), "ratios": ratios}
+
+
 def ingest_ours(spark, labels: Path, folder: Path, out: str) -> None:
     from pyspark.sql import functions as F
 
@@ -117,34 +129,18 @@ def main(argv=None) -> None:
         warmup.write_text("".join(labels.read_text().splitlines(keepends=True)[:1001]))
         ingest_ours(spark, warmup, folder, ours_out)
         ingest_python_udf(spark, warmup, folder, udf_out)
-        ours, udf, ratios = [], [], []
-        for _ in range(args.repetitions):
-            t_ours = _timed(lambda: ingest_ours(spark, labels, folder, ours_out))
-            t_udf = _timed(lambda: ingest_python_udf(spark, labels, folder, udf_out))
-            ours.append(args.images / t_ours)
-            udf.append(args.images / t_udf)
-            ratios.append(t_udf / t_ours)
-        results["ingest"] = {"ours_images_per_s": statistics.median(ours),
-                             "python_udf_images_per_s": statistics.median(udf),
-                             "ratio": statistics.median(ratios)}
-        print(f"ingest: ours {statistics.median(ours):,.0f} images/s, Python UDF {statistics.median(udf):,.0f} "
-              f"images/s, ratio {statistics.median(ratios):.1f}x")
+        results["ingest"] = _paired(args, "ours", lambda: ingest_ours(spark, labels, folder, ours_out),
+                                    "python_udf", lambda: ingest_python_udf(spark, labels, folder, udf_out))
+        print(f"ingest: ours {results['ingest']['ours']:,.0f} images/s, Python UDF "
+              f"{results['ingest']['python_udf']:,.0f} images/s, ratio {results['ingest']['ratio']:.1f}x")
 
-        decoded, plain, read_ratios = [], [], []
-        path = ours_out
-        for _ in range(args.repetitions):
-            t_dec = _timed(lambda: spark.read.format("petastorm").load(path).select("label", "image")
-                           .write.format("noop").mode("overwrite").save())
-            t_plain = _timed(lambda: spark.read.parquet(path).select("label", "image")
-                             .write.format("noop").mode("overwrite").save())
-            decoded.append(args.images / t_dec)
-            plain.append(args.images / t_plain)
-            read_ratios.append(t_plain / t_dec)
-        results["tensor_read"] = {"petastorm_rows_per_s": statistics.median(decoded),
-                                  "parquet_rows_per_s": statistics.median(plain),
-                                  "ratio": statistics.median(read_ratios)}
-        print(f"tensor read: format('petastorm') {statistics.median(decoded):,.0f} rows/s, parquet "
-              f"{statistics.median(plain):,.0f} rows/s, ratio {statistics.median(read_ratios):.2f}")
+        def read(reader):
+            reader.load(ours_out).select("label", "image").write.format("noop").mode("overwrite").save()
+
+        results["tensor_read"] = _paired(args, "petastorm", lambda: read(spark.read.format("petastorm")),
+                                         "parquet", lambda: read(spark.read.format("parquet")))
+        print(f"tensor read: format('petastorm') {results['tensor_read']['petastorm']:,.0f} rows/s, parquet "
+              f"{results['tensor_read']['parquet']:,.0f} rows/s, ratio {results['tensor_read']['ratio']:.2f}")
     results["machine"]["loadavg_at_end"] = os.getloadavg()
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(results, indent=2))
