@@ -99,6 +99,38 @@ def test_round_trips_tables_batches_and_numpy_dicts(tmp_path):
     assert {os.path.splitext(f)[1] for f in _files(tmp_path / "c")} == {".arrow", ".npz", ""}
 
 
+def test_round_trips_object_columns_without_pickle(tmp_path):
+    cache = make_cache("local-disk", tmp_path / "c", 10 ** 7)
+
+    def objects(*values):
+        array = np.empty(len(values), dtype=object)
+        array[:] = list(values)
+        return array
+
+    value = {
+        "name": objects("a", None, "ünïcode", "", np.str_("numpy")),
+        "raw": objects(b"x\x00", None, b"", b"\xff", np.bytes_(b"np\x00")),
+        "ragged": objects(np.arange(3, dtype=np.float32), None, np.zeros(0, np.float32), np.ones(1, np.float32),
+                          np.float32([5, 6])),
+        "images": objects(np.ones((2, 3), np.uint8), np.zeros((1, 4), np.uint8), None, np.full((3, 1), 7, np.uint8),
+                          np.ones((1, 1), np.uint8)),
+        "nulls": objects(None, None, None, None, None),
+        "plain": np.arange(5),
+    }
+    cache.get("k", lambda: value)
+    cached = cache.get("k", _Counter(None))
+    assert list(cached) == list(value)
+    for name, original in value.items():
+        assert cached[name].dtype == original.dtype and len(cached[name]) == len(original), name
+        for got, want in zip(cached[name], original):
+            if isinstance(want, np.ndarray):
+                assert got.dtype == want.dtype and got.shape == want.shape and (got == want).all(), name
+            else:
+                assert got == want and type(got) is type(want), name
+    with np.load(next((tmp_path / "c").rglob("*.npz")), allow_pickle=False) as npz:  # no pickled object inside
+        assert all(not npz[name].dtype.hasobject for name in npz.files)
+
+
 def test_entries_persist_across_cache_objects(tmp_path):
     make_cache("local-disk", tmp_path / "c", 10 ** 7).get("k", lambda: _table(3))
     fill = _Counter(None)
@@ -108,7 +140,10 @@ def test_entries_persist_across_cache_objects(tmp_path):
 
 def test_uncacheable_values_are_returned_uncached(tmp_path):
     cache = make_cache("local-disk", tmp_path / "c", 10 ** 7)
-    for value in ([{"a": 1}], {"o": np.array([object(), 1], dtype=object)}, "text"):
+    mixed = np.empty(2, dtype=object)
+    mixed[:] = ["text", np.arange(2)]
+    for value in ([{"a": 1}], {"o": np.array([object(), 1], dtype=object)}, {"m": mixed},
+                  {"r": np.array([np.arange(2), np.arange(2.0)], dtype=object)}, "text"):
         fill = _Counter(value)
         with pytest.warns(UserWarning, match="returned uncached"):
             assert cache.get(f"k{id(value)}", fill) is value
@@ -410,3 +445,37 @@ def test_reader_refuses_a_foreign_cache_location(small_ds, tmp_path):
     with pytest.raises(CacheLocationError):
         make_reader(small_ds, cache_type="local-disk", cache_location=str(tmp_path), cache_size_limit=10 ** 8)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_readers_cache_nullable_strings_and_ragged_tensors(tmp_path):
+    from pyspark.sql.types import LongType, StringType
+
+    from petastorm import make_batch_reader, make_reader
+    from petastorm.codecs import NdarrayCodec, ScalarCodec
+    from petastorm.etl.dataset_metadata import write_dataset_metadata
+    from petastorm.unischema import Unischema, UnischemaField
+    import pyarrow.parquet as pq
+
+    schema = Unischema("Ragged", [
+        UnischemaField("id", np.int64, (), ScalarCodec(LongType()), False),
+        UnischemaField("name", np.str_, (), ScalarCodec(StringType()), True),
+        UnischemaField("var", np.float32, (None,), NdarrayCodec(), True),
+    ])
+    root = tmp_path / "ds"
+    root.mkdir()
+    field = schema.fields["var"]
+    pq.write_table(pa.table({
+        "id": np.arange(6), "name": ["a", None, "c", "d", "e", "f"],
+        "var": [field.codec.encode(field, np.arange(i, dtype=np.float32)) if i != 2 else None for i in range(6)],
+    }), root / "part-0.parquet", row_group_size=3)
+    write_dataset_metadata(str(root), schema)
+    for factory in (make_reader, make_batch_reader):
+        outputs = []
+        for run in range(3):
+            options = dict(cache_type="local-disk", cache_location=str(tmp_path / factory.__name__),
+                           cache_size_limit=10 ** 7) if run else {}
+            with factory(str(root), shuffle_row_groups=False, **options) as reader:
+                outputs.append(repr(list(reader)))
+                hits = reader.diagnostics.get("cache_hits")
+        assert outputs[0] == outputs[1] == outputs[2], factory.__name__
+        assert hits == 2, factory.__name__

@@ -11,9 +11,10 @@ row group when the cache does not hold it::
 
 The local-disk cache:
 
-- stores a ``pyarrow.Table`` / ``pyarrow.RecordBatch`` as an Arrow IPC file and a ``dict`` of numpy arrays (no
-  object dtype) as an uncompressed ``.npz``; nothing is pickled. Other values are returned uncached (with a
-  warning, once);
+- stores a ``pyarrow.Table`` / ``pyarrow.RecordBatch`` as an Arrow IPC file and a ``dict`` of numpy arrays as an
+  uncompressed ``.npz``; nothing is pickled. Object arrays are stored when every element is ``None`` or every
+  non-null element is a ``str``, or a ``bytes``, or a numpy array of one non-object dtype and rank (nullable
+  strings, variable-shape tensors). Other values are returned uncached (with a warning, once);
 - writes each entry to a temporary file and renames it into place, so readers in other threads or processes
   never see a partial entry;
 - keeps the total size of its entries within ``size_limit`` bytes by deleting the least recently used entries
@@ -121,12 +122,95 @@ def _read_arrow(path: str, key: str) -> Any:
     return table
 
 
-def _write_npz(path: str, value: dict, key: str) -> None:
-    arrays = {}
-    for name, array in value.items():
-        if name == _KEY_FIELD:
-            raise TypeError(f"{_KEY_FIELD} is reserved")
-        arrays[name] = array
+_MANIFEST_FIELD = "__petastorm_cache_manifest__"
+
+
+def _encode_object_column(values: np.ndarray) -> dict | None:
+    """Arrays that hold a 1-D object column without pickle, or None when its elements are not all of one
+    supported kind: ``str``, ``bytes`` or numpy arrays of one non-object dtype, each possibly ``None``."""
+    if values.ndim != 1:
+        return None
+    present = [v for v in values if v is not None]
+    missing = np.array([v is None for v in values], dtype=bool)
+    if not present or all(isinstance(v, str) for v in present):
+        kind = "str"
+        blobs = [v.encode("utf-8") if v is not None else b"" for v in values]
+    elif all(isinstance(v, bytes) for v in present):
+        kind = "bytes"
+        blobs = [v if v is not None else b"" for v in values]
+    elif all(isinstance(v, np.ndarray) for v in present):
+        dtypes = {v.dtype for v in present}
+        ndims = {v.ndim for v in present}
+        if len(dtypes) != 1 or len(ndims) != 1 or next(iter(dtypes)).hasobject:
+            return None
+        dtype, ndim = next(iter(dtypes)), next(iter(ndims))
+        shapes = np.array([v.shape if v is not None else (0,) * ndim for v in values], dtype=np.int64)
+        flat = [np.ascontiguousarray(v).reshape(-1) for v in present]
+        data = np.concatenate(flat) if flat else np.empty(0, dtype)
+        return {"kind": np.array("ndarray"), "missing": missing, "shapes": shapes.reshape(len(values), ndim),
+                "data": data}
+    else:
+        return None
+    lengths = np.array([len(b) for b in blobs], dtype=np.int64)
+    numpy_scalar = np.array([isinstance(v, np.generic) for v in values], dtype=bool)  # np.str_ / np.bytes_
+    return {"kind": np.array(kind), "missing": missing, "lengths": lengths, "numpy_scalar": numpy_scalar,
+            "data": np.frombuffer(b"".join(blobs), dtype=np.uint8)}
+
+
+def _decode_object_column(parts: dict) -> np.ndarray:
+    kind = str(parts["kind"])
+    missing = parts["missing"]
+    out = np.empty(len(missing), dtype=object)
+    data = parts["data"]
+    if kind == "ndarray":
+        shapes = parts["shapes"]
+        offset = 0
+        for i, shape in enumerate(shapes):
+            if missing[i]:
+                out[i] = None
+                continue
+            size = int(np.prod(shape)) if len(shape) else 1
+            out[i] = data[offset: offset + size].reshape(tuple(int(d) for d in shape))
+            offset += size
+        return out
+    raw = data.tobytes()
+    ends = np.cumsum(parts["lengths"])
+    numpy_scalar = parts["numpy_scalar"]
+    text, scalar = (str, np.str_) if kind == "str" else (bytes, np.bytes_)
+    start = 0
+    for i, end in enumerate(ends):
+        blob = raw[start: int(end)]
+        start = int(end)
+        if missing[i]:
+            out[i] = None
+        else:
+            item = blob.decode("utf-8") if kind == "str" else blob
+            out[i] = scalar(item) if numpy_scalar[i] else text(item)
+    return out
+
+
+def _npz_arrays(value: dict) -> dict | None:
+    """The arrays an npz entry holds for ``value`` (with a manifest of names and encodings), or None."""
+    arrays: dict = {}
+    manifest = []
+    for index, (name, array) in enumerate(value.items()):
+        if not isinstance(name, str) or not isinstance(array, np.ndarray):
+            return None
+        if not array.dtype.hasobject:
+            arrays[f"c{index}"] = array
+            manifest.append([name, "plain"])
+            continue
+        parts = _encode_object_column(array)
+        if parts is None:
+            return None
+        for part, data in parts.items():
+            arrays[f"c{index}_{part}"] = data
+        manifest.append([name, "object"])
+    arrays[_MANIFEST_FIELD] = np.array(json.dumps(manifest))
+    return arrays
+
+
+def _write_npz(path: str, arrays: dict, key: str) -> None:
     with open(path, "wb") as f:
         np.savez(f, **{_KEY_FIELD: np.array(key)}, **arrays)
 
@@ -135,16 +219,26 @@ def _read_npz(path: str, key: str) -> dict:
     with np.load(path, allow_pickle=False) as npz:
         if str(npz[_KEY_FIELD]) != key:
             raise KeyError(key)
-        return {name: npz[name] for name in npz.files if name != _KEY_FIELD}
+        manifest = json.loads(str(npz[_MANIFEST_FIELD]))
+        result = {}
+        for index, (name, encoding) in enumerate(manifest):
+            if encoding == "plain":
+                result[name] = npz[f"c{index}"]
+            else:
+                prefix = f"c{index}_"
+                result[name] = _decode_object_column({part[len(prefix):]: npz[part] for part in npz.files
+                                                      if part.startswith(prefix)})
+        return result
 
 
-def _serializer_for(value: Any) -> str | None:
-    """``'arrow'``, ``'npz'`` or None (not cacheable without pickle)."""
+def _serializer_for(value: Any) -> tuple[str, Any] | None:
+    """``('arrow', value)``, ``('npz', arrays)`` or None (not cacheable without pickle)."""
     if isinstance(value, (pa.Table, pa.RecordBatch)):
-        return "arrow"
-    if isinstance(value, dict) and value and all(isinstance(k, str) for k in value) and all(
-            isinstance(v, np.ndarray) and not v.dtype.hasobject for v in value.values()):
-        return "npz"
+        return "arrow", value
+    if isinstance(value, dict) and value:
+        arrays = _npz_arrays(value)
+        if arrays is not None:
+            return "npz", arrays
     return None
 
 
@@ -341,14 +435,20 @@ class LocalDiskCache(CacheBase):
         return value
 
     def _store(self, key: str, value: Any) -> None:
-        kind = _serializer_for(value)
-        if kind is None:
+        serialized = _serializer_for(value)
+        if serialized is None:
             name = type(value).__name__
-            if name not in self._warned_types:
-                self._warned_types.add(name)
+            detail = ""
+            if isinstance(value, dict):
+                bad = sorted(str(k) for k, v in value.items() if not isinstance(v, np.ndarray) or
+                             (v.dtype.hasobject and _encode_object_column(v) is None))
+                name, detail = "dict", f" (entries that cannot be stored without pickle: {bad[:5]})"
+            if name + detail not in self._warned_types:
+                self._warned_types.add(name + detail)
                 warnings.warn(f"The local-disk cache stores pyarrow Tables/RecordBatches and dicts of numpy arrays "
-                              f"(no object dtype); a {name} is returned uncached")
+                              f"(no object dtype); a {name} is returned uncached{detail}")
             return
+        kind, payload = serialized
         if not os.path.isfile(self.marker_path):
             logger.warning("The cache marker %s is gone; not caching", self.marker_path)
             return
@@ -358,9 +458,9 @@ class LocalDiskCache(CacheBase):
         try:
             os.makedirs(directory, exist_ok=True)
             if kind == "arrow":
-                _write_arrow(temp, value, key)
+                _write_arrow(temp, payload, key)
             else:
-                _write_npz(temp, value, key)
+                _write_npz(temp, payload, key)
             size = os.stat(temp).st_size
             if size > self.size_limit_bytes:
                 os.unlink(temp)
