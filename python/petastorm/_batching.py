@@ -28,8 +28,9 @@ def _concat(name: str, parts: list) -> Any:
 def rebatch_columns(batches: Iterable[dict], batch_size: int, drop_last: bool = False) -> Iterator[dict]:
     """Yields dicts of arrays (numpy or torch) with exactly ``batch_size`` rows from dicts of any row counts.
 
-    The last batch has the rows left over (fewer than ``batch_size``) unless ``drop_last``. Slices are views:
-    a row group that holds whole batches is not copied.
+    The last batch has the rows left over (fewer than ``batch_size``) unless ``drop_last``. A batch that lies
+    inside one input dict is a slice (a view, nothing copied); only a batch that spans input dicts is joined, and
+    only its own rows are copied (the rest of the input dict is not).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -39,14 +40,16 @@ def rebatch_columns(batches: Iterable[dict], batch_size: int, drop_last: bool = 
         rows = _length(columns)
         if rows == 0:
             continue
-        if pending:
-            pending.append(columns)
-            pending_rows += rows
-            if pending_rows < batch_size:
-                continue
-            columns = {k: _concat(k, [p[k] for p in pending]) for k in pending[0]}
-            rows, pending, pending_rows = pending_rows, [], 0
         start = 0
+        if pending_rows:
+            need = batch_size - pending_rows
+            if rows < need:
+                pending.append(columns)
+                pending_rows += rows
+                continue
+            pending.append({k: v[:need] for k, v in columns.items()})
+            yield {k: _concat(k, [p[k] for p in pending]) for k in pending[0]}
+            pending, pending_rows, start = [], 0, need
         while rows - start >= batch_size:
             yield {k: v[start:start + batch_size] for k, v in columns.items()}
             start += batch_size
@@ -54,6 +57,14 @@ def rebatch_columns(batches: Iterable[dict], batch_size: int, drop_last: bool = 
             pending, pending_rows = [{k: v[start:] for k, v in columns.items()}], rows - start
     if pending_rows and not drop_last:
         yield {k: _concat(k, [p[k] for p in pending]) for k in pending[0]}
+
+
+def contiguous(value: Any) -> Any:
+    """``value`` as a C-contiguous numpy array (one copy for strided views, e.g. fixed-shape NPY cells read in
+    place from an Arrow buffer); other values and contiguous arrays are returned as they are."""
+    if isinstance(value, np.ndarray) and not value.flags.c_contiguous:
+        return np.ascontiguousarray(value)
+    return value
 
 
 def rows_to_columns(rows: list[dict]) -> dict:

@@ -74,6 +74,25 @@ def _as_tensor(value: Any) -> torch.Tensor:
     return torch.as_tensor(value)
 
 
+def _batch_tensor(value: Any) -> torch.Tensor:
+    """A numpy batch column as a contiguous torch tensor, copied at most once, by numpy.
+
+    Writable C-contiguous arrays are shared (``torch.from_numpy``); strided views (fixed-shape NPY cells read in
+    place from an Arrow buffer) and read-only arrays get one numpy copy, which is much faster than torch's own copy
+    of a strided tensor.
+    """
+    if not isinstance(value, np.ndarray):
+        return torch.as_tensor(value)
+    if not value.flags.c_contiguous:
+        value = np.ascontiguousarray(value)
+    elif not value.flags.writeable:
+        value = value.copy()
+    try:
+        return torch.from_numpy(value)
+    except (TypeError, ValueError):  # e.g. non-native byte order
+        return torch.as_tensor(value.astype(value.dtype.newbyteorder("=")))
+
+
 def _datetime_to_ns(value: Any) -> Any:
     return np.asarray(value).astype("datetime64[ns]").astype(np.int64)
 
@@ -136,84 +155,52 @@ class _RandomShufflingBuffer:
         self._done = True
 
 
-class _BatchedNoopShufflingBuffer:
-    """Column tensors go in; batches of ``batch_size`` rows come out in order."""
-
-    def __init__(self, batch_size: int) -> None:
-        self.batch_size = batch_size
-        self._buffer: list[torch.Tensor] = []
-        self._size = 0
-        self._start = 0
-        self._done = False
-
-    def add_many(self, items: list) -> None:
-        items = [_as_tensor(v) for v in items]
-        if self._size == 0:
-            self._buffer = items
-        else:
-            self._buffer = [torch.cat([b[self._start:], v]) for b, v in zip(self._buffer, items)]
-        self._start = 0
-        self._size += len(items[0])
-
-    def can_retrieve(self) -> bool:
-        return self._size >= self.batch_size or (self._done and self._size > 0)
-
-    def retrieve(self) -> list:
-        n = min(self._size, self.batch_size)
-        batch = [b[self._start:self._start + n] for b in self._buffer]
-        self._start += n
-        self._size -= n
-        return batch
-
-    def finish(self) -> None:
-        self._done = True
-
-
 class _BatchedRandomShufflingBuffer:
-    """Column tensors go into a preallocated torch buffer; batches are drawn by a random permutation.
+    """Column arrays go into preallocated buffers; each batch is a uniformly random sample of the rows held.
 
-    Retrieval needs ``min_after_retrieve + batch_size - 1`` rows held (any number after :meth:`finish`).
+    Columns are numpy arrays (kept in numpy buffers: numpy copies strided views fast) or torch tensors (from a
+    user's ``transform_fn``; kept in torch buffers). A batch is drawn without replacement from all rows held,
+    gathered in one indexed copy, and the holes it leaves are filled with the last rows held (at most
+    ``batch_size`` rows move), so every row comes out exactly once and no per-row Python runs. The buffers start
+    at ``capacity`` rows and grow by doubling when a column batch does not fit. Retrieval needs
+    ``min_after_retrieve + batch_size - 1`` rows held (any number after :meth:`finish`).
     """
 
     def __init__(self, capacity: int, min_after_retrieve: int, batch_size: int, seed: int | None = None) -> None:
         self.batch_size = batch_size
         self._capacity = capacity
         self._min_after_retrieve = min_after_retrieve
-        self._items: list[torch.Tensor] | None = None
+        self._items: list | None = None
         self._size = 0
         self._done = False
-        self._perm: torch.Tensor | None = None
-        self._head = 0
-        self._generator = torch.Generator()
-        if seed is not None:
-            self._generator.manual_seed(seed)
-        else:
-            self._generator.seed()
+        self._rng = np.random.default_rng(seed)
+
+    @property
+    def size(self) -> int:
+        return self._size
 
     def add_many(self, items: list) -> None:
-        items = [_as_tensor(v) for v in items]
         if self._done:
             raise RuntimeError("Can not add items after finish() was called")
-        new_size = self._size + len(items[0])
-        capacity = self._capacity
-        while capacity < new_size:
-            capacity *= 2
+        n = len(items[0])
+        new_size = self._size + n
         if self._items is None:
-            self._items = [torch.empty((capacity,) + tuple(v.shape[1:]), dtype=v.dtype) for v in items]
-        if self._head > 0:
-            # Compact: keep the rows not yet drawn, in their drawn order.
-            rest = self._perm[self._head:]
-            self._items = [_compact(t, rest) for t in self._items]
-        self._perm, self._head = None, 0
-        if capacity > self._items[0].shape[0]:
+            capacity = self._capacity
+            while capacity < new_size:
+                capacity *= 2
+            self._items = [_empty_like_rows(v, capacity) for v in items]
+        elif new_size > len(self._items[0]):
+            capacity = len(self._items[0])
+            while capacity < new_size:
+                capacity *= 2
             grown = []
             for t in self._items:
-                bigger = torch.empty((capacity,) + tuple(t.shape[1:]), dtype=t.dtype)
+                bigger = _empty_like_rows(t, capacity)
                 bigger[:self._size] = t[:self._size]
                 grown.append(bigger)
             self._items = grown
         for t, v in zip(self._items, items):
-            t[self._size:new_size] = v
+            _assign(t, self._size, new_size, v)
         self._size = new_size
 
     def can_add(self) -> bool:
@@ -224,21 +211,42 @@ class _BatchedRandomShufflingBuffer:
 
     def retrieve(self) -> list:
         n = min(self.batch_size, self._size)
-        if self._perm is None:
-            self._perm = torch.randperm(self._size, generator=self._generator)
-            self._head = 0
-        idx = self._perm[self._head:self._head + n]
-        self._head += n
-        self._size -= n
-        return [t[idx] for t in self._items]
+        size = self._size
+        idx = self._rng.choice(size, n, replace=False) if n < size else self._rng.permutation(size)
+        keep = size - n
+        holes = idx[idx < keep]
+        if len(holes):
+            drawn_from_tail = np.zeros(n, dtype=bool)
+            drawn_from_tail[idx[idx >= keep] - keep] = True
+            movers = keep + np.flatnonzero(~drawn_from_tail)
+        batch = []
+        for t in self._items:
+            if isinstance(t, np.ndarray):
+                batch.append(torch.from_numpy(t[idx]))
+                if len(holes):
+                    t[holes] = t[movers]
+            else:
+                batch.append(t[torch.from_numpy(idx)])
+                if len(holes):
+                    t[torch.from_numpy(holes)] = t[torch.from_numpy(movers)]
+        self._size = keep
+        return batch
 
     def finish(self) -> None:
         self._done = True
 
 
-def _compact(tensor: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
-    tensor[:len(rest)] = tensor[rest].clone()
-    return tensor
+def _empty_like_rows(value: Any, rows: int) -> Any:
+    if isinstance(value, np.ndarray):
+        return np.empty((rows,) + value.shape[1:], dtype=value.dtype)
+    return torch.empty((rows,) + tuple(value.shape[1:]), dtype=value.dtype, device=value.device)
+
+
+def _assign(target: Any, start: int, end: int, value: Any) -> None:
+    if isinstance(target, np.ndarray):
+        target[start:end] = value
+    else:
+        target[start:end] = torch.as_tensor(value)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -346,9 +354,12 @@ class DataLoader(LoaderBase):
 class BatchedDataLoader(LoaderBase):
     """Like :class:`DataLoader`, but row groups become torch tensors once and batches are tensor slices.
 
-    Much faster for batch readers. With ``shuffling_queue_capacity > 0`` rows are shuffled in a torch buffer
-    (preallocated, grown by doubling) which must hold ``shuffling_queue_capacity - 1 + batch_size`` rows before a
-    batch is drawn. Numeric fields only (no Decimal or strings).
+    Much faster for batch readers: with the default ``transform_fn`` a batch inside a row group is one numpy copy
+    of a slice into a contiguous tensor, and only batches spanning row groups are joined. With
+    ``shuffling_queue_capacity > 0`` rows are shuffled in a buffer (preallocated, grown by doubling) which must
+    hold ``shuffling_queue_capacity - 1 + batch_size`` rows before a batch is drawn; each batch is a uniformly
+    random sample, without replacement, of the rows held (every row comes out once per epoch). Numeric fields
+    only (no Decimal or strings).
 
     :param reader: a :class:`petastorm.reader.Reader`.
     :param batch_size: rows per batch (the last one may be smaller).
@@ -364,32 +375,43 @@ class BatchedDataLoader(LoaderBase):
         self.reader = reader
         self.batch_size = batch_size
         self.transform_fn = transform_fn or _as_tensor
+        self._default_transform = transform_fn is None
         self.shuffling_queue_capacity = shuffling_queue_capacity
         self.seed = seed
 
     def _iter_impl(self) -> Iterator:
-        if self.shuffling_queue_capacity > 0:
-            min_after = self.shuffling_queue_capacity - 1
-            buffer: Any = _BatchedRandomShufflingBuffer(min_after + self.batch_size, min_after, self.batch_size,
-                                                        self.seed)
-        else:
-            buffer = _BatchedNoopShufflingBuffer(self.batch_size)
-        keys = None
-        for row in self.reader:
-            row_as_dict = row._asdict()
-            keys = list(row_as_dict)
-            _sanitize_pytorch_types(row_as_dict)
-            if self.reader.batched_output:
-                columns = [self.transform_fn(row_as_dict[k]) for k in keys]
-            else:
-                columns = [self.transform_fn([row_as_dict[k]]) if not isinstance(row_as_dict[k], np.ndarray)
-                           else self.transform_fn(row_as_dict[k][None]) for k in keys]
-            buffer.add_many(columns)
+        # With the default transform, a batch reader's columns stay numpy arrays (views of the row group) until a
+        # batch is cut: each batch is then copied once, by numpy, into a contiguous tensor (or copied into the
+        # shuffling buffer). Otherwise ``transform_fn`` turns each column of each item into a tensor, as before.
+        numpy_columns = self._default_transform and self.reader.batched_output
+        shuffle = self.shuffling_queue_capacity > 0
+        if not shuffle:
+            for batch in rebatch_columns(self._column_batches(numpy_columns), self.batch_size):
+                yield {k: _batch_tensor(v) for k, v in batch.items()} if numpy_columns else batch
+            return
+        min_after = self.shuffling_queue_capacity - 1
+        buffer = _BatchedRandomShufflingBuffer(min_after + self.batch_size, min_after, self.batch_size, self.seed)
+        keys: list = []
+        for columns in self._column_batches(numpy_columns):
+            keys = list(columns)
+            buffer.add_many(list(columns.values()))
             while buffer.can_retrieve():
                 yield dict(zip(keys, buffer.retrieve()))
         buffer.finish()
         while buffer.can_retrieve():
             yield dict(zip(keys, buffer.retrieve()))
+
+    def _column_batches(self, numpy_columns: bool) -> Iterator[dict]:
+        for row in self.reader:
+            row_as_dict = row._asdict()
+            _sanitize_pytorch_types(row_as_dict)
+            if numpy_columns:
+                yield {k: np.asarray(v) for k, v in row_as_dict.items()}
+            elif self.reader.batched_output:
+                yield {k: self.transform_fn(v) for k, v in row_as_dict.items()}
+            else:
+                yield {k: self.transform_fn([v]) if not isinstance(v, np.ndarray) else self.transform_fn(v[None])
+                       for k, v in row_as_dict.items()}
 
 
 def _load_rows_into_mem(reader: Any, transform_fn: Callable, rows_capacity: int) -> tuple[list, list]:
