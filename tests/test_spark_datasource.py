@@ -159,3 +159,26 @@ def test_sql_reads_the_format(spark, spark_written):
     spark.read.format("petastorm").load(url).createOrReplaceTempView("spark_written")
     row = spark.sql("SELECT tensor_shape(fixed) AS s, tensor_dtype(image) AS d FROM spark_written WHERE id = 3").first()
     assert row == Row(s=[2, 3], d="uint8")
+
+
+@pytest.mark.parametrize("codec", ["ndarray", "compressed_ndarray"])
+def test_python_reads_every_dtype_and_shape_spark_wrote(spark, tmp_path, codec):
+    dtypes = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+              np.float16, np.float32, np.float64]
+    shapes = [(), (0,), (3,), (4, 5, 2)]
+    rng = np.random.default_rng(11)
+    rows = [[i] + [as_tensor((rng.standard_normal(s) * 50).astype(d)) for d in dtypes for s in shapes]
+            for i in range(3)]
+    names = [f"{np.dtype(d).name}_{k}" for d in dtypes for k in range(len(shapes))]
+    schema = StructType([StructField("id", IntegerType(), False)] + [StructField(n, TensorUDT()) for n in names])
+    writer = spark.createDataFrame(rows, schema).write.format("petastorm")
+    for name in names:
+        writer = writer.option(f"codec.{name}", codec)
+    writer.save(str(tmp_path / "every"))
+    with make_reader(f"file://{tmp_path / 'every'}", shuffle_row_groups=False) as reader:
+        got = {r.id: r for r in reader}
+    for row in rows:
+        for name, expected in zip(names, row[1:]):
+            value = getattr(got[row[0]], name)
+            assert value.dtype == expected.dtype and value.shape == expected.shape, name
+            np.testing.assert_array_equal(value, expected)

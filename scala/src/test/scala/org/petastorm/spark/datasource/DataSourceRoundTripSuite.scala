@@ -58,3 +58,53 @@ class SchemaFieldsSuite extends AnyFunSuite with LocalSpark {
     assert(e.getMessage.contains("matches none of id, feature_a, feature_b, t"))
   }
 }
+
+class EveryDTypeSuite extends AnyFunSuite with LocalSpark {
+  private val shapes = Seq(Seq(), Seq(0), Seq(3), Seq(4, 5, 2))
+
+  private def sample(dtype: DType, shape: Seq[Int], seed: Int): Tensor = {
+    val rnd = new scala.util.Random(seed)
+    val n = shape.product
+    dtype match {
+      case DType.Bool => Tensor.fromBooleans(shape, Array.fill(n)(rnd.nextBoolean()))
+      case d if d.isFloating => Tensor.fromDoubles(d, shape, Array.fill(n)(rnd.nextGaussian() * 100))
+      case d =>
+        val (lo, hi) = d.integralRange
+        Tensor.fromLongs(d, shape, Array.fill(n)(lo + (rnd.nextDouble() * (hi.toDouble - lo.toDouble)).toLong))
+    }
+  }
+
+  for (codec <- Seq("ndarray", "compressed_ndarray")) {
+    test(s"every dtype and shape round-trips with codec $codec") {
+      val columns = shapes.indices.map(k => s"t$k")
+      val schema = StructType(StructField("id", IntegerType, nullable = false) +: columns.map(StructField(_, new TensorUDT)))
+      DType.all.zipWithIndex.foreach { case (dtype, seed) =>
+        val rows = (0 until 3).map(i => Row(i +: shapes.indices.map(k => sample(dtype, shapes(k), seed * 100 + i * 10 + k)): _*))
+        val path = Files.createTempDirectory(s"dtype-${dtype.name}").resolve("data").toString
+        val writer = spark.createDataFrame(spark.sparkContext.parallelize(rows, 2), schema).write.format("petastorm")
+        columns.foldLeft(writer)((w, c) => w.option(s"codec.$c", codec)).save(path)
+        val back = spark.read.format("petastorm").load(path).orderBy("id").collect()
+        assert(back.map(r => columns.map(r.getAs[Tensor])).toSeq == rows.map(_.toSeq.tail), s"${dtype.name}, $codec")
+      }
+    }
+  }
+
+  test("image codecs round-trip uint8 grey and RGB (PNG exact, JPEG close) and uint16 PNG") {
+    val rnd = new scala.util.Random(3)
+    def img(d: DType, shape: Seq[Int]) = Tensor(d, shape, Array.fill(shape.product * d.itemSize)(rnd.nextInt(256).toByte))
+    for ((codec, tensor) <- Seq("png" -> img(DType.UInt8, Seq(6, 5, 3)), "png" -> img(DType.UInt8, Seq(6, 5)),
+      "png" -> img(DType.UInt16, Seq(4, 4, 3)), "jpeg:95" -> Tensor.fromLongs(DType.UInt8, Seq(16, 16, 3),
+        Array.tabulate(768)(i => (i / 3 % 16 * 8).toLong)))) {
+      val path = Files.createTempDirectory("image-codec").resolve("data").toString
+      spark.createDataFrame(spark.sparkContext.parallelize(Seq(Row(1, tensor))), StructType(Seq(
+        StructField("id", IntegerType), StructField("t", new TensorUDT))))
+        .write.format("petastorm").option("codec.t", codec).save(path)
+      val back = spark.read.format("petastorm").load(path).first().getAs[Tensor]("t")
+      if (codec == "png") assert(back == tensor, s"$codec ${tensor.shape}")
+      else {
+        assert(back.shape == tensor.shape && back.dtype == tensor.dtype)
+        assert(back.toDoubleArray.zip(tensor.toDoubleArray).map { case (a, b) => math.abs(a - b) }.max <= 8)
+      }
+    }
+  }
+}
