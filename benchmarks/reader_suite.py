@@ -125,8 +125,8 @@ def machine_info() -> dict:
         info["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
                                             text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "python/petastorm"], cwd=os.path.join(HERE, ".."),
-                               capture_output=True, text=True, check=True).stdout.strip()
-        info["uncommitted_package_files"] = [line[3:] for line in dirty.splitlines()]
+                               capture_output=True, text=True, check=True).stdout
+        info["uncommitted_package_files"] = [line[3:] for line in dirty.splitlines() if line.strip()]
     except (OSError, subprocess.CalledProcessError):
         pass
     return info
