@@ -170,3 +170,35 @@ def test_numeric_fields_of_adapter_dataset_batch(url):
         (batch,) = list(loader)
     assert batch["u16"].dtype == torch.int32 and batch["flag"].dtype == torch.uint8
     assert batch["image"].shape == (50, 4, 5, 3)
+
+
+def test_batched_dataloader_batches_span_row_groups_and_stay_intact(tmp_path):
+    url = write_tensor_dataset(tmp_path / "ds", rows=53, rows_per_group=7)
+    with BatchedDataLoader(make_batch_reader(url, shuffle_row_groups=False), batch_size=16) as loader:
+        batches = list(loader)  # all held at once: recycled batch arrays must not be reused while referenced
+    assert [len(b["id"]) for b in batches] == [16, 16, 16, 5]
+    assert _ids(batches) == list(range(53))
+    for b in batches:
+        assert b["x"].is_contiguous() and b["x"].shape[1:] == (3, 4) and b["x"].dtype == torch.float32
+        torch.testing.assert_close(b["x"][:, 2, 3], b["id"].float())
+    with BatchedDataLoader(make_batch_reader(url, shuffle_row_groups=False), batch_size=16) as loader:
+        for b in loader:  # one at a time: the arrays are recycled
+            torch.testing.assert_close(b["x"], b["id"].float()[:, None, None].expand(-1, 3, 4))
+            b["x"].add_(1000)  # batches are writable and owned by the caller until dropped
+
+
+@pytest.mark.parametrize("capacity,batch_size", [(1, 1), (10, 8), (100, 16)])
+def test_batched_dataloader_shuffle_every_row_once_per_epoch(tmp_path, capacity, batch_size):
+    url = write_tensor_dataset(tmp_path / "ds", rows=53, rows_per_group=7)
+    loader = BatchedDataLoader(make_batch_reader(url, shuffle_row_groups=False), batch_size=batch_size,
+                               shuffling_queue_capacity=capacity, seed=4)
+    with loader:
+        for _ in range(2):  # each pass (the reader is reset) is one epoch: every row exactly once
+            batches = list(loader)
+            ids = _ids(batches)
+            assert sorted(ids) == list(range(53))
+            assert all(len(b["id"]) == batch_size for b in batches[:-1])
+            for b in batches:
+                torch.testing.assert_close(b["x"][:, 1, 1], b["id"].float())
+            if capacity > 1:
+                assert ids != list(range(53))

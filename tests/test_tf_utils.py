@@ -243,3 +243,23 @@ def test_unknown_type_is_an_error(tf):
         warnings.simplefilter("error")
         assert _numpy_to_tf_dtype(np.str_, "s") == tf.string
     assert collections  # keep the import for readers of this file
+
+
+def test_batched_fast_path_batches_span_row_groups(tf, tmp_path):
+    from petastorm.tf_utils import make_petastorm_dataset
+
+    url = write_tensor_dataset(tmp_path / "ds", rows=53, rows_per_group=7)
+    with make_batch_reader(url, shuffle_row_groups=False) as reader:
+        dataset = make_petastorm_dataset(reader, batch_size=16)
+        assert dataset.element_spec.x.shape.as_list() == [None, 3, 4]
+        batches = list(dataset.prefetch(4))  # all held at once: recycled arrays must not be reused meanwhile
+    assert [len(b.id) for b in batches] == [16, 16, 16, 5]
+    np.testing.assert_array_equal(np.concatenate([b.id.numpy() for b in batches]), np.arange(53))
+    for b in batches:
+        np.testing.assert_array_equal(b.x.numpy(), np.broadcast_to(b.id.numpy()[:, None, None], (len(b.id), 3, 4)))
+    with make_batch_reader(url, shuffle_row_groups=False) as reader:
+        seen = []
+        for b in make_petastorm_dataset(reader, batch_size=16, drop_last=True).prefetch(2):  # one at a time
+            np.testing.assert_array_equal(b.x.numpy()[:, 2, 3], b.id.numpy().astype(np.float32))
+            seen.extend(b.id.numpy().tolist())
+    assert seen == list(range(48))

@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 from torch.utils.data.dataloader import default_collate
 
-from petastorm._batching import rebatch_columns
+from petastorm._batching import BatchBuffers, rebatch_columns
 
 __all__ = ["DataLoader", "BatchedDataLoader", "InMemBatchedDataLoader", "PetastormIterableDataset",
            "decimal_friendly_collate"]
@@ -74,16 +74,18 @@ def _as_tensor(value: Any) -> torch.Tensor:
     return torch.as_tensor(value)
 
 
-def _batch_tensor(value: Any) -> torch.Tensor:
+def _batch_tensor(value: Any, buffers: BatchBuffers) -> torch.Tensor:
     """A numpy batch column as a contiguous torch tensor, copied at most once, by numpy.
 
     Writable C-contiguous arrays are shared (``torch.from_numpy``); strided views (fixed-shape NPY cells read in
-    place from an Arrow buffer) and read-only arrays get one numpy copy, which is much faster than torch's own copy
-    of a strided tensor.
+    place from an Arrow buffer) and read-only arrays get one numpy copy (much faster than torch's copy of a
+    strided tensor) into an array from ``buffers``, reused only once the tensor and all its views are gone.
     """
     if not isinstance(value, np.ndarray):
         return torch.as_tensor(value)
-    if not value.flags.c_contiguous:
+    if value.dtype.kind in "biufc" and (not value.flags.c_contiguous or not value.flags.writeable):
+        value = buffers.copy(value)
+    elif not value.flags.c_contiguous:
         value = np.ascontiguousarray(value)
     elif not value.flags.writeable:
         value = value.copy()
@@ -174,6 +176,7 @@ class _BatchedRandomShufflingBuffer:
         self._size = 0
         self._done = False
         self._rng = np.random.default_rng(seed)
+        self._buffers = BatchBuffers()
 
     @property
     def size(self) -> int:
@@ -207,7 +210,9 @@ class _BatchedRandomShufflingBuffer:
         return self._size < self._capacity and not self._done
 
     def can_retrieve(self) -> bool:
-        return self._size >= self._min_after_retrieve + self.batch_size - 1 or (self._done and self._size > 0)
+        # (size > 0: with min_after_retrieve 0 and batch_size 1 the threshold is 0, and an empty buffer must not
+        # yield empty batches forever)
+        return self._size > 0 and (self._size >= self._min_after_retrieve + self.batch_size - 1 or self._done)
 
     def retrieve(self) -> list:
         n = min(self.batch_size, self._size)
@@ -222,7 +227,9 @@ class _BatchedRandomShufflingBuffer:
         batch = []
         for t in self._items:
             if isinstance(t, np.ndarray):
-                batch.append(torch.from_numpy(t[idx]))
+                out = self._buffers.empty((n,) + t.shape[1:], t.dtype)
+                np.take(t, idx, axis=0, out=out)
+                batch.append(torch.from_numpy(out))
                 if len(holes):
                     t[holes] = t[movers]
             else:
@@ -386,8 +393,10 @@ class BatchedDataLoader(LoaderBase):
         numpy_columns = self._default_transform and self.reader.batched_output
         shuffle = self.shuffling_queue_capacity > 0
         if not shuffle:
-            for batch in rebatch_columns(self._column_batches(numpy_columns), self.batch_size):
-                yield {k: _batch_tensor(v) for k, v in batch.items()} if numpy_columns else batch
+            buffers = BatchBuffers()
+            for batch in rebatch_columns(self._column_batches(numpy_columns), self.batch_size,
+                                         buffers=buffers if numpy_columns else None):
+                yield {k: _batch_tensor(v, buffers) for k, v in batch.items()} if numpy_columns else batch
             return
         min_after = self.shuffling_queue_capacity - 1
         buffer = _BatchedRandomShufflingBuffer(min_after + self.batch_size, min_after, self.batch_size, self.seed)

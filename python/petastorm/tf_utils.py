@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from petastorm._batching import contiguous, rebatch_columns
+from petastorm._batching import BatchBuffers, rebatch_columns
 
 __all__ = ["make_petastorm_dataset", "tf_tensors", "RANDOM_SHUFFLING_QUEUE_SIZE"]
 
@@ -188,11 +188,13 @@ def make_petastorm_dataset(reader: Any, batch_size: int | None = None, drop_last
         def batch_generator() -> Iterator[tuple]:
             _reset_if_consumed(reader)
             columns = (dict(zip(item._fields, _sanitize_tuple(item, targets))) for item in reader)
-            for batch in rebatch_columns(columns, batch_size, drop_last):
-                # Batches inside a row group are views (strided for fixed-shape NPY cells read in place): one
-                # contiguous numpy copy each, which TensorFlow then takes as it is (it copies strided arrays more
-                # slowly itself). Batches spanning row groups are already contiguous.
-                yield row_type(*(contiguous(batch[name]) for name in row_type._fields))
+            # Batches inside a row group are views (strided for fixed-shape NPY cells read in place): each is
+            # copied once into a recycled 64-byte aligned array, which TensorFlow wraps without copying it again
+            # (it holds the array until the tensor is freed; only then is the array reused). Batches spanning row
+            # groups are joined into such arrays too.
+            buffers = BatchBuffers()
+            for batch in rebatch_columns(columns, batch_size, drop_last, buffers):
+                yield row_type(*(buffers.contiguous(batch[name]) for name in row_type._fields))
 
         return tf.data.Dataset.from_generator(batch_generator, output_signature=signature)
     return tf.data.Dataset.from_generator(lambda: _rows(reader, targets), output_signature=signature)
