@@ -64,14 +64,6 @@ def rebatch_columns(batches: Iterable[dict], batch_size: int, drop_last: bool = 
         yield {k: _concat(k, [p[k] for p in pending], buffers) for k in pending[0]}
 
 
-def contiguous(value: Any) -> Any:
-    """``value`` as a C-contiguous numpy array (one copy for strided views, e.g. fixed-shape NPY cells read in
-    place from an Arrow buffer); other values and contiguous arrays are returned as they are."""
-    if isinstance(value, np.ndarray) and not value.flags.c_contiguous:
-        return np.ascontiguousarray(value)
-    return value
-
-
 _ALIGN = 64  # TensorFlow takes 64-byte aligned contiguous arrays without copying them
 
 
@@ -79,8 +71,9 @@ class BatchBuffers:
     """Contiguous, 64-byte aligned numpy arrays for batches, recycled once nothing references them any more.
 
     A batch handed to TensorFlow or torch is copied out of a row group's strided view once. A fresh array for
-    every batch costs page faults on every allocation (glibc serves large blocks with ``mmap``, and TensorFlow's
-    generator dataset pins the threshold at 128 KiB), which costs more than the copy itself. These arrays are
+    every batch costs page faults on every allocation (glibc serves large blocks with ``mmap``; once TensorFlow's
+    generator dataset has set ``M_TRIM_THRESHOLD``, for every block of 128 KiB or more), which costs more than the
+    copy itself. These arrays are
     reused instead, but only when no one holds them: each array is a view of a raw block that only the pool and
     the views derived from it reference (numpy collapses ``base`` to the block, torch and TensorFlow hold the
     array they wrap), so the block's reference count tells whether anything (a tensor, a view, a queue) still

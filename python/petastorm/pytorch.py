@@ -417,9 +417,10 @@ class BatchedDataLoader(LoaderBase):
             if numpy_columns:
                 yield {k: np.asarray(v) for k, v in row_as_dict.items()}
             elif self.reader.batched_output:
-                yield {k: self.transform_fn(v) for k, v in row_as_dict.items()}
+                yield {k: _as_tensor(self.transform_fn(v)) for k, v in row_as_dict.items()}
             else:
-                yield {k: self.transform_fn([v]) if not isinstance(v, np.ndarray) else self.transform_fn(v[None])
+                yield {k: _as_tensor(self.transform_fn([v]) if not isinstance(v, np.ndarray)
+                                     else self.transform_fn(v[None]))
                        for k, v in row_as_dict.items()}
 
 
