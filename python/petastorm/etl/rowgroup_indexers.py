@@ -44,23 +44,18 @@ def decode_index_value(value: Any) -> Any:
     return value
 
 
-class SingleFieldIndexer(RowGroupIndexerBase):
-    """Indexes the values of one field: integer or string scalars, or arrays of them."""
+class _ColumnIndexer(RowGroupIndexerBase):
+    """What both indexers share: an index name, one column, and merging only with the same kind and column."""
 
-    def __init__(self, index_name: str, index_field: str):
-        self._index_name = index_name
-        self._column_name = index_field
-        self._index_data: defaultdict[Any, set[int]] = defaultdict(set)
+    _index_name: str
+    _column_name: str
 
-    def __add__(self, other: "SingleFieldIndexer") -> "SingleFieldIndexer":
-        if not isinstance(other, SingleFieldIndexer):
-            raise TypeError(f"Cannot merge a SingleFieldIndexer with a {type(other).__name__}")
+    def _check_mergeable(self, other: Any) -> None:
+        if not isinstance(other, type(self)):
+            raise TypeError(f"Cannot merge a {type(self).__name__} with a {type(other).__name__}")
         if self._column_name != other._column_name:
             raise ValueError(f"Cannot merge indexes of different fields: '{self._column_name}' and "
                              f"'{other._column_name}'")
-        for value, pieces in other._index_data.items():
-            self._index_data[value].update(pieces)
-        return self
 
     @property
     def index_name(self) -> str:
@@ -69,6 +64,21 @@ class SingleFieldIndexer(RowGroupIndexerBase):
     @property
     def column_names(self) -> list[str]:
         return [self._column_name]
+
+
+class SingleFieldIndexer(_ColumnIndexer):
+    """Indexes the values of one field: integer or string scalars, or arrays of them."""
+
+    def __init__(self, index_name: str, index_field: str):
+        self._index_name = index_name
+        self._column_name = index_field
+        self._index_data: defaultdict[Any, set[int]] = defaultdict(set)
+
+    def __add__(self, other: "SingleFieldIndexer") -> "SingleFieldIndexer":
+        self._check_mergeable(other)
+        for value, pieces in other._index_data.items():
+            self._index_data[value].update(pieces)
+        return self
 
     @property
     def indexed_values(self) -> list[Any]:
@@ -106,7 +116,7 @@ class SingleFieldIndexer(RowGroupIndexerBase):
         return indexer
 
 
-class FieldNotNullIndexer(RowGroupIndexerBase):
+class FieldNotNullIndexer(_ColumnIndexer):
     """Indexes the row groups where a field is not null in at least one row."""
 
     def __init__(self, index_name: str, index_field: str):
@@ -115,21 +125,9 @@ class FieldNotNullIndexer(RowGroupIndexerBase):
         self._index_data: set[int] = set()
 
     def __add__(self, other: "FieldNotNullIndexer") -> "FieldNotNullIndexer":
-        if not isinstance(other, FieldNotNullIndexer):
-            raise TypeError(f"Cannot merge a FieldNotNullIndexer with a {type(other).__name__}")
-        if self._column_name != other._column_name:
-            raise ValueError(f"Cannot merge indexes of different fields: '{self._column_name}' and "
-                             f"'{other._column_name}'")
+        self._check_mergeable(other)
         self._index_data.update(other._index_data)
         return self
-
-    @property
-    def index_name(self) -> str:
-        return self._index_name
-
-    @property
-    def column_names(self) -> list[str]:
-        return [self._column_name]
 
     @property
     def indexed_values(self) -> list[Any]:
