@@ -148,10 +148,15 @@ object ImageCodec {
       s"Cannot $what a tensor of shape (${s.mkString(", ")}): expected (H, W) or (H, W, C) with C = 1, 3 or 4")
   }
 
-  private def read(bytes: Array[Byte]): BufferedImage = {
+  /** The file format the bytes start like: `png`, `jpeg`, `gif` or `bmp`. */
+  def formatOf(bytes: Array[Byte]): Option[String] = {
     def starts(magic: Array[Int]): Boolean =
       bytes.length >= magic.length && magic.indices.forall(i => (bytes(i) & 0xff) == magic(i))
-    val format = Signatures.collectFirst { case (name, magic) if starts(magic) => name }.getOrElse(
+    Signatures.collectFirst { case (name, magic) if starts(magic) => name }
+  }
+
+  private def read(bytes: Array[Byte]): BufferedImage = {
+    val format = formatOf(bytes).getOrElse(
       throw new IllegalArgumentException(s"Expected PNG, JPEG, BMP or GIF data, got ${describe(bytes)}"))
     val reader = ImageIO.getImageReadersByFormatName(format).next()
     val input = new MemoryCacheImageInputStream(new ByteArrayInputStream(bytes))

@@ -16,6 +16,8 @@ object TensorSource {
   case object TensorColumn extends TensorSource
   case object VectorColumn extends TensorSource
   final case class ArrayColumn(elementType: DataType, dtype: DType, shape: Seq[Int]) extends TensorSource
+  /** A binary column of PNG or JPEG files, stored as they are (checked against the column's image codec). */
+  case object ImageBytes extends TensorSource
 }
 
 /** One column to write: either a tensor stored with a Petastorm codec, or a value Parquet stores natively. */
@@ -37,6 +39,8 @@ final case class WritePlan(dataSchema: StructType, options: Map[String, String])
     val source: Option[TensorSource] = f.dataType match {
       case _: TensorUDT => Some(TensorSource.TensorColumn)
       case u: UserDefinedType[_] if WritePlan.isVector(u) => Some(TensorSource.VectorColumn)
+      case BinaryType if option("codec", f.name).exists(c => Seq("png", "jpeg", "jpg").contains(c.trim.toLowerCase.split(":").head)) =>
+        Some(TensorSource.ImageBytes)
       case ArrayType(e, _) if option("shape", f.name).isDefined =>
         val dtype = option("dtype", f.name).map(DType(_)).orElse(TensorExpressions.defaultDType(e)).getOrElse(
           throw new IllegalArgumentException(s"Column '${f.name}': arrays of ${e.simpleString} cannot be tensors"))
@@ -68,9 +72,11 @@ final case class WritePlan(dataSchema: StructType, options: Map[String, String])
           case TensorSource.VectorColumn => Some("float64")
           case TensorSource.ArrayColumn(_, d, _) => Some(d.name)
           case TensorSource.TensorColumn => option("dtype", c.field.name).map(DType(_).name)
+          case TensorSource.ImageBytes => Some("uint8")
         }).getOrElse("float32")
         val shape = stats.map(_.shape).getOrElse(source match {
           case TensorSource.ArrayColumn(_, _, s) => s.map(Some(_))
+          case TensorSource.ImageBytes => Seq(None, None, None)
           case _ => Seq(None)
         })
         UnischemaField(c.field.name, dtype, shape, Some(codec), c.field.nullable)
@@ -209,20 +215,29 @@ final class RowEncoder(plan: WritePlan) {
         case None => row.get(i, types(i))
         case Some((source, codec)) =>
           val name = columns(i).field.name
-          val tensor = try toTensor(source, row, i) catch {
+          val tensor = try toTensor(source, row, i, codec) catch {
             case e: IllegalArgumentException => throw new IllegalArgumentException(s"Column '$name': ${e.getMessage}", e)
           }
           val seen = ColumnStats.of(tensor)
           stats = stats.updated(name, stats.get(name).map(_.merge(name, seen)).getOrElse(seen))
-          encodeTensor(name, tensor, codec)
+          if (source == TensorSource.ImageBytes) row.getBinary(i) else encodeTensor(name, tensor, codec)
       }
       i += 1
     }
     new GenericInternalRow(out)
   }
 
-  private def toTensor(source: TensorSource, row: InternalRow, i: Int): Tensor = source match {
+  private def toTensor(source: TensorSource, row: InternalRow, i: Int, codec: FieldCodec): Tensor = source match {
     case TensorSource.TensorColumn => TensorUDT.read(row.getStruct(i, 3))
+    case TensorSource.ImageBytes =>
+      val bytes = row.getBinary(i)
+      val expected = codec.asInstanceOf[FieldCodec.Image].format
+      val actual = ImageCodec.formatOf(bytes)
+      if (!actual.contains(expected)) {
+        throw new IllegalArgumentException(s"codec.$expected expects ${expected.toUpperCase} files, got " +
+          actual.map(_.toUpperCase).getOrElse(s"${bytes.length} bytes that are no image"))
+      }
+      ImageCodec.decode(bytes) // the dtype and shape the Unischema records; the bytes are stored as they are
     case TensorSource.VectorColumn =>
       val v = row.getStruct(i, 4)
       val values = v.getArray(3).toDoubleArray()

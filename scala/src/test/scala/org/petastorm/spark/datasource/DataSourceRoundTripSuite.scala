@@ -108,3 +108,23 @@ class EveryDTypeSuite extends AnyFunSuite with LocalSpark {
     }
   }
 }
+
+class ImageBytesSuite extends AnyFunSuite with LocalSpark {
+  test("a binary column of PNG files is stored as it is and read back as image tensors") {
+    val images = (0 until 4).map(i => Tensor(DType.UInt8, Seq(5 + i, 6, 3), Array.tabulate((5 + i) * 18)(k => (k * i).toByte)))
+    val pngs = images.map(t => org.petastorm.spark.codec.ImageCodec.encode(t, "png"))
+    val path = Files.createTempDirectory("image-bytes").resolve("data").toString
+    spark.createDataFrame(spark.sparkContext.parallelize(pngs.zipWithIndex.map { case (b, i) => Row(i, b) }),
+      StructType(Seq(StructField("id", IntegerType), StructField("photo", BinaryType))))
+      .write.format("petastorm").option("codec.photo", "png").save(path)
+    val field = DatasetMetadata.readSchema(spark.sessionState.newHadoopConf(), new Path(path)).get.field("photo").get
+    assert(field.shape == Seq(None, Some(6), Some(3)) && field.dtype == "uint8")
+    assert(spark.read.parquet(path).orderBy("id").collect().map(_.getAs[Array[Byte]]("photo").toSeq).toSeq == pngs.map(_.toSeq))
+    assert(spark.read.format("petastorm").load(path).orderBy("id").collect().map(_.getAs[Tensor]("photo")).toSeq == images)
+    val e = intercept[Exception](spark.createDataFrame(spark.sparkContext.parallelize(Seq(Row(1, pngs.head))),
+      StructType(Seq(StructField("id", IntegerType), StructField("photo", BinaryType))))
+      .write.format("petastorm").option("codec.photo", "jpeg").save(path + "-jpeg"))
+    assert(Iterator.iterate[Throwable](e)(_.getCause).takeWhile(_ != null).exists(
+      _.getMessage.contains("Column 'photo': codec.jpeg expects JPEG files, got PNG")))
+  }
+}
