@@ -174,26 +174,35 @@ def get_schema(dataset: ParquetStore | str) -> Unischema:
     store = _as_store(dataset)
     if store.common_metadata is None:
         raise PetastormMetadataError(f"Could not find _common_metadata in {store.root}. {_REGENERATE_HINT}")
-    metadata = store.key_value_metadata()
-    if UNISCHEMA_JSON_KEY in metadata:
-        try:
-            return unischema_from_json(metadata[UNISCHEMA_JSON_KEY].decode("utf-8"))
-        except Exception as e:
-            raise PetastormMetadataError(
-                f"Invalid {UNISCHEMA_JSON_KEY.decode()} in {store.full_path('_common_metadata')}: {e}") from e
-    if UNISCHEMA_KEY not in metadata:
-        raise PetastormMetadataError(
-            f"{store.full_path('_common_metadata')} has no Unischema (neither {UNISCHEMA_JSON_KEY.decode()} nor "
-            f"{UNISCHEMA_KEY.decode()}). {_REGENERATE_HINT}")
-    try:
-        schema = safe_loads(metadata[UNISCHEMA_KEY])
-    except Exception as e:
-        raise PetastormMetadataError(
-            f"Could not load the pickled Unischema ({UNISCHEMA_KEY.decode()}) of {store.root}: {e}") from e
+    missing = (f"{store.full_path('_common_metadata')} has no Unischema (neither {UNISCHEMA_JSON_KEY.decode()} nor "
+               f"{UNISCHEMA_KEY.decode()}). {_REGENERATE_HINT}")
+    schema = load_json_or_pickle(store, UNISCHEMA_JSON_KEY, unischema_from_json,
+                                 UNISCHEMA_KEY, "Unischema", missing)
     if not isinstance(schema, Unischema):
         raise PetastormMetadataError(
             f"{UNISCHEMA_KEY.decode()} of {store.root} holds a {type(schema).__name__}, expected a Unischema")
     return schema
+
+
+def load_json_or_pickle(store: ParquetStore, json_key: bytes, from_json: Callable[[str], Any], pickle_key: bytes,
+                        what: str, missing: str) -> Any:
+    """A metadata value of ``_common_metadata``: ``json_key`` parsed by ``from_json`` when present, else
+    ``pickle_key`` loaded with the allow-list unpickler; ``PetastormMetadataError`` with ``missing`` when neither
+    is there, or naming the key when it cannot be read."""
+    metadata = store.key_value_metadata()
+    if json_key in metadata:
+        try:
+            return from_json(metadata[json_key].decode("utf-8"))
+        except Exception as e:
+            raise PetastormMetadataError(
+                f"Invalid {json_key.decode()} in {store.full_path('_common_metadata')}: {e}") from e
+    if pickle_key not in metadata:
+        raise PetastormMetadataError(missing)
+    try:
+        return safe_loads(metadata[pickle_key])
+    except Exception as e:
+        raise PetastormMetadataError(
+            f"Could not load the pickled {what} ({pickle_key.decode()}) of {store.root}: {e}") from e
 
 
 def get_schema_from_dataset_url(dataset_url_or_urls: UrlOrUrls, hdfs_driver: str = "libhdfs3",

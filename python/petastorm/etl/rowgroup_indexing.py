@@ -13,8 +13,8 @@ from typing import Any, Sequence
 
 from petastorm.errors import PetastormMetadataError
 from petastorm.etl import RowGroupIndexerBase
-from petastorm.etl.dataset_metadata import add_to_dataset_metadata, get_schema, legacy_dumps, load_row_groups
-from petastorm.etl.legacy_pickle import safe_loads
+from petastorm.etl.dataset_metadata import (add_to_dataset_metadata, get_schema, legacy_dumps, load_json_or_pickle,
+                                            load_row_groups)
 from petastorm.etl.rowgroup_indexers import indexer_from_json_dict
 from petastorm.parquet_store import ParquetStore, RowGroupPiece
 from petastorm.reader_impl.row_group_io import decode_rows, read_row_group
@@ -85,23 +85,13 @@ def get_row_group_indexes(dataset: ParquetStore | str) -> dict[str, RowGroupInde
     :raises PetastormMetadataError: the dataset has no index, or it cannot be loaded.
     """
     store = dataset if isinstance(dataset, ParquetStore) else ParquetStore.open(dataset)
-    metadata = store.key_value_metadata()
-    if ROWGROUPS_INDEX_JSON_KEY in metadata:
-        try:
-            entries = json.loads(metadata[ROWGROUPS_INDEX_JSON_KEY].decode("utf-8"))["indexes"]
-            return {entry["index_name"]: indexer_from_json_dict(entry) for entry in entries}
-        except (ValueError, KeyError, TypeError) as e:
-            raise PetastormMetadataError(
-                f"Invalid {ROWGROUPS_INDEX_JSON_KEY.decode()} in {store.full_path('_common_metadata')}: {e}") from e
-    if ROWGROUPS_INDEX_KEY not in metadata:
-        raise PetastormMetadataError(
-            f"{store.root} has no row-group index; build one with "
-            f"petastorm.etl.rowgroup_indexing.build_rowgroup_index")
-    try:
-        index_dict = safe_loads(metadata[ROWGROUPS_INDEX_KEY])
-    except Exception as e:
-        raise PetastormMetadataError(
-            f"Could not load the pickled row-group index ({ROWGROUPS_INDEX_KEY.decode()}) of {store.root}: {e}") from e
+
+    def from_json(text: str) -> dict[str, RowGroupIndexerBase]:
+        return {entry["index_name"]: indexer_from_json_dict(entry) for entry in json.loads(text)["indexes"]}
+
+    index_dict = load_json_or_pickle(
+        store, ROWGROUPS_INDEX_JSON_KEY, from_json, ROWGROUPS_INDEX_KEY, "row-group index",
+        f"{store.root} has no row-group index; build one with petastorm.etl.rowgroup_indexing.build_rowgroup_index")
     if not isinstance(index_dict, dict) or \
             not all(isinstance(indexer, RowGroupIndexerBase) for indexer in index_dict.values()):
         raise PetastormMetadataError(f"{ROWGROUPS_INDEX_KEY.decode()} of {store.root} is not a dict of indexers")
