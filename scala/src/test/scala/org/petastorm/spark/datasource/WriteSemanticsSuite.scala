@@ -49,7 +49,7 @@ class WriteSemanticsSuite extends AnyFunSuite with LocalSpark {
 
   test("a failed job leaves no dataset behind") {
     val path = target()
-    intercept[Exception](frame(40).withColumn("id", failAlways(col("id"))).write.format("petastorm").save(path))
+    afterAllTasksEnd(intercept[Exception](frame(40).withColumn("id", failAlways(col("id"))).write.format("petastorm").save(path)))
     assert(!new File(path).exists(), s"left ${Option(new File(path).list()).map(_.toSeq)}")
   }
 
@@ -57,8 +57,10 @@ class WriteSemanticsSuite extends AnyFunSuite with LocalSpark {
     val path = target()
     frame(10).write.format("petastorm").save(path)
     val before = new File(path).list().sorted.toSeq
-    intercept[Exception](frame(10, 100).withColumn("id", failAlways(col("id"))).write.mode("append").format("petastorm").save(path))
-    intercept[Exception](frame(10, 100).withColumn("id", failAlways(col("id"))).write.mode("overwrite").format("petastorm").save(path))
+    afterAllTasksEnd(intercept[Exception](
+      frame(10, 100).withColumn("id", failAlways(col("id"))).write.mode("append").format("petastorm").save(path)))
+    afterAllTasksEnd(intercept[Exception](
+      frame(10, 100).withColumn("id", failAlways(col("id"))).write.mode("overwrite").format("petastorm").save(path)))
     assert(new File(path).list().sorted.toSeq == before)
     assert(read(path) == expected(0 until 10))
   }
@@ -95,6 +97,32 @@ class WriteSemanticsSuite extends AnyFunSuite with LocalSpark {
     val (matched, read) = recordsRead(spark.read.format("petastorm").load(path).where(col("id") < 10).collect().length)
     assert(matched == 10)
     assert(read < 1000, s"read $read rows for 10 matches: row groups were not skipped")
+  }
+
+  /**
+   * Runs `body`, then waits until every task it started has ended: a failed job returns while Spark is still killing
+   * its other tasks, and what those tasks leave is part of what a failed write leaves.
+   */
+  private def afterAllTasksEnd[T](body: => T): T = {
+    val running = new java.util.concurrent.atomic.AtomicInteger()
+    val listener = new SparkListener {
+      override def onTaskStart(start: org.apache.spark.scheduler.SparkListenerTaskStart): Unit = running.incrementAndGet()
+      override def onTaskEnd(end: SparkListenerTaskEnd): Unit = running.synchronized {
+        running.decrementAndGet()
+        running.notifyAll()
+      }
+    }
+    spark.sparkContext.addSparkListener(listener)
+    try {
+      val result = body
+      org.apache.spark.ListenerBusAccess.drain(spark.sparkContext)
+      val deadline = System.nanoTime() + 60L * 1000 * 1000 * 1000
+      running.synchronized {
+        while (running.get() > 0 && System.nanoTime() < deadline) running.wait(1000)
+      }
+      assert(running.get() == 0, s"${running.get()} tasks still running a minute after the job ended")
+      result
+    } finally spark.sparkContext.removeSparkListener(listener)
   }
 
   /** (result of `body`, rows the scans read), measured from task input metrics. */
