@@ -167,8 +167,11 @@ def _write(path: str, schema: Any, make_table: Callable[[int, int], pa.Table], r
     start, part = 0, 0
     while start < rows:
         end = min(rows, start + rows_per_group * groups_per_file)
-        pq.write_table(make_table(start, end), os.path.join(path, f"part-{part:05d}.parquet"),
-                       row_group_size=rows_per_group, compression="snappy")
+        table = make_table(start, end)
+        # As the Spark writer stores them: encoded (codec) columns without dictionary encoding.
+        plain = [f.name for f in table.schema if not pa.types.is_binary(f.type)]
+        pq.write_table(table, os.path.join(path, f"part-{part:05d}.parquet"), row_group_size=rows_per_group,
+                       compression="snappy", use_dictionary=plain)
         start, part = end, part + 1
     write_dataset_metadata(path, schema)
 
@@ -176,8 +179,8 @@ def _write(path: str, schema: Any, make_table: Callable[[int, int], pa.Table], r
 def generate(workdir: str, p: dict) -> dict:
     """Writes the three datasets (reused when a previous run wrote the same sizes); returns their paths."""
     tensor_schema, png_schema, tab_schema = _schemas()
-    stamp = json.dumps({k: p[k] for k in ("tensor_rows", "tensor_rg", "png_rows", "png_rg", "tab_rows", "tab_rg")},
-                       sort_keys=True)
+    sizes = {k: p[k] for k in ("tensor_rows", "tensor_rg", "png_rows", "png_rg", "tab_rows", "tab_rg")}
+    stamp = json.dumps(dict(sizes, layout=2), sort_keys=True)  # layout: bump when the files are written differently
     paths = {name: os.path.join(workdir, name) for name in ("tensor", "png", "tabular")}
     stamp_file = os.path.join(workdir, "datasets.json")
     if os.path.exists(stamp_file) and open(stamp_file).read() == stamp and \

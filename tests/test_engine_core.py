@@ -1,6 +1,7 @@
 """Reader engine: pools, fields, predicates, transforms, filters, epochs, URLs, shuffling, sharding, resume, cache."""
 import itertools
 import json
+import os
 import shutil
 
 import numpy as np
@@ -335,7 +336,7 @@ def test_diagnostics_and_options(url):
         list(reader)
         d = reader.diagnostics
     assert d["row_groups_total"] == ROW_GROUPS and d["items_read"] == ROW_GROUPS and d["rows_emitted"] == ROWS
-    assert d["workers_count"] == 3 and d["footer_reads"] <= 4
+    assert d["workers_count"] == min(3, os.cpu_count()) and d["footer_reads"] <= 4  # local: at most one per core
     with pytest.raises(ValueError, match="reader_pool_type"):
         make_reader(url, reader_pool_type="gpu")
     with pytest.raises(ValueError, match="shard_mode"):

@@ -456,13 +456,15 @@ def _build(dataset_url: Any, store: ParquetStore, stored_schema: Unischema, batc
                       filter_plan.allowed_indexes if filter_plan is not None else None,
                       lambda index: files.footer(store, pieces[index].path).row_group(pieces[index].row_group).num_rows)
     cache, cache_args_used, cache_cleanup = _make_cache(*cache_args)
-    loader = ItemLoader(store, pieces, stored_schema, read_schema, output_schema, batched, transform_spec,
-                        plan.worker_predicate, filter_plan, shuffle_rows, ngram, cache_args_used, dataset_url,
-                        files, parallel_decode=True)
-    loader._cache = cache
     if worker_timeout is not None and (not isinstance(worker_timeout, (int, float)) or worker_timeout <= 0):
         raise ValueError(f"worker_timeout must be a positive number of seconds or None, got {worker_timeout!r}")
     pool = make_pool(reader_pool_type, _thread_count(reader_pool_type, workers_count, store), worker_timeout)
+    # Several workers decode several row groups at once, each in one tight loop (measured: the cheapest per row);
+    # a lone worker splits each row group's images over all cores instead.
+    loader = ItemLoader(store, pieces, stored_schema, read_schema, output_schema, batched, transform_spec,
+                        plan.worker_predicate, filter_plan, shuffle_rows, ngram, cache_args_used, dataset_url,
+                        files, parallel_decode=pool.workers_count < 2)
+    loader._cache = cache
     reader = Reader(output_schema, plan, loader, pool, batched, ngram, results_queue_size, dataset_url, cache,
                     cache_cleanup)
     if resume_from is not None:
@@ -472,8 +474,9 @@ def _build(dataset_url: Any, store: ParquetStore, stored_schema: Unischema, batc
 
 def _thread_count(reader_pool_type: str, workers_count: Any, store: ParquetStore) -> Any:
     """On local storage reading and decoding are CPU-bound: more threads than cores only add contention (measured:
-    10 threads on 2 cores cost about 1.6x the CPU per row of 2-3 threads), so the thread pool starts at most
-    ``cpu_count + 1`` of the ``workers_count`` threads there. Remote storage (latency-bound) gets them all."""
+    10 threads on 2 cores cost about 1.6x the CPU per row of 2 threads, and 3 threads about 3% more than 2), so the
+    thread pool starts at most ``cpu_count`` of the ``workers_count`` threads there. Remote storage
+    (latency-bound) gets them all."""
     import os
 
     import pyarrow.fs as pafs
@@ -481,7 +484,7 @@ def _thread_count(reader_pool_type: str, workers_count: Any, store: ParquetStore
     if reader_pool_type != "thread" or not isinstance(workers_count, int) or workers_count < 1:
         return workers_count
     if isinstance(store.filesystem, pafs.LocalFileSystem):
-        return min(workers_count, (os.cpu_count() or 1) + 1)
+        return min(workers_count, os.cpu_count() or 1)
     return workers_count
 
 
@@ -493,7 +496,7 @@ _COMMON_DOC = """
     :param reader_pool_type: ``'thread'`` (default), ``'process'`` (forkserver/spawn worker processes) or
         ``'dummy'`` (read in the calling thread).
     :param workers_count: number of worker threads or processes (on local storage the thread pool uses at most
-        ``os.cpu_count() + 1`` threads).
+        ``os.cpu_count()`` threads).
     :param results_queue_size: how many decoded row groups may wait for the consumer (memory bound: at most
         ``workers_count + results_queue_size`` row groups are read ahead).
     :param seed: seeds every shuffle (row-group order per epoch, rows, shuffle buffer); 0 is a seed, None draws

@@ -11,7 +11,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from typing import Any, Collection, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -126,7 +126,9 @@ def read_piece_columns(store: ParquetStore, piece: RowGroupPiece, column_names: 
     return pa.table(columns, names=list(column_names)) if columns else table
 
 
-_PARALLEL_MIN_CELLS = 64
+# Image and compressed-array columns are decoded in slices of about this many cells, spread over the cores.
+_SLICE_CELLS = 32
+_DECODE_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
 
 
 class _BufferView:
@@ -194,6 +196,51 @@ def _fast_image_slice(field: Any, column: pa.Array, out: np.ndarray, lo: int, hi
     return True
 
 
+def _run_sliced(executor: ThreadPoolExecutor | None, count: int, fn: Callable[[int], Any]) -> list:
+    """``[fn(0), ..., fn(count - 1)]``, computed by the calling thread together with idle ``executor`` threads.
+
+    At most one slice per core runs at a time, process-wide: more decoding threads than cores (reader workers plus
+    helpers) only add context switches. The caller works through the slices itself and helpers only take slices nobody has started, so a busy executor
+    never delays the caller, while a lone row group (the last of an epoch, or a single-worker pool) still gets every
+    core. The first exception stops the remaining slices and is raised."""
+    def run(i: int) -> Any:
+        with _DECODE_SLOTS:
+            return fn(i)
+
+    results: list = [None] * count
+    if executor is None or count < 2:
+        return [run(i) for i in range(count)]
+    lock = threading.Lock()
+    next_slice = [0]
+
+    def drain() -> None:
+        while True:
+            with lock:
+                i = next_slice[0]
+                if i >= count:
+                    return
+                next_slice[0] = i + 1
+            try:
+                results[i] = run(i)
+            except BaseException:
+                with lock:
+                    next_slice[0] = count
+                raise
+
+    helpers = [executor.submit(drain) for _ in range(min(count - 1, os.cpu_count() or 1))]
+    try:
+        drain()
+    finally:
+        for helper in helpers:
+            if not helper.cancel():
+                helper.result()
+    return results
+
+
+def _slice_bounds(n: int) -> np.ndarray:
+    return np.linspace(0, n, max(1, n // _SLICE_CELLS) + 1).astype(int)
+
+
 def _image_column_opencv(field: Any, column: pa.Array, executor: ThreadPoolExecutor | None) -> np.ndarray | None:
     """A fixed-shape, null-free PNG/JPEG column decoded by OpenCV into one preallocated ``(N, *shape)`` array, in
     slices on all cores; None when OpenCV is not the image backend or the column does not qualify."""
@@ -211,15 +258,10 @@ def _image_column_opencv(field: Any, column: pa.Array, executor: ThreadPoolExecu
     if dtype not in (np.uint8, np.uint16):
         return None
     out = np.empty((n,) + shape, dtype=dtype)
-    workers = os.cpu_count() or 1
-    if executor is None or workers < 2 or n < _PARALLEL_MIN_CELLS:
-        ok = _fast_image_slice(field, column, out, 0, n)
-    else:
-        parts = min(workers * 2, n // (_PARALLEL_MIN_CELLS // 2))
-        bounds = np.linspace(0, n, parts + 1).astype(int)
-        ok = all(executor.map(lambda ab: _fast_image_slice(field, column, out, int(ab[0]), int(ab[1])),
-                              zip(bounds[:-1], bounds[1:])))
-    return out if ok else None
+    bounds = _slice_bounds(n)
+    ok = _run_sliced(executor, len(bounds) - 1,
+                     lambda k: _fast_image_slice(field, column, out, int(bounds[k]), int(bounds[k + 1])))
+    return out if all(ok) else None
 
 
 def decode_column_parallel(field: Any, column: pa.ChunkedArray | pa.Array,
@@ -229,18 +271,16 @@ def decode_column_parallel(field: Any, column: pa.ChunkedArray | pa.Array,
     if isinstance(column, pa.ChunkedArray):
         column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     n = len(column)
-    workers = os.cpu_count() or 1
     if isinstance(field.codec, CompressedImageCodec):
         fast = _image_column_opencv(field, column, executor)
         if fast is not None:
             return fast
     if executor is None or not isinstance(field.codec, (CompressedImageCodec, CompressedNdarrayCodec)) \
-            or workers < 2 or n < _PARALLEL_MIN_CELLS:
+            or n < 2 * _SLICE_CELLS:
         return decode_column(field, column)
-    parts = min(workers * 2, n // (_PARALLEL_MIN_CELLS // 2))
-    bounds = np.linspace(0, n, parts + 1).astype(int)
-    slices = [column.slice(int(a), int(b - a)) for a, b in zip(bounds[:-1], bounds[1:])]
-    results = list(executor.map(lambda c: decode_column(field, c), slices))
+    bounds = _slice_bounds(n)
+    results = _run_sliced(executor, len(bounds) - 1,
+                          lambda k: decode_column(field, column.slice(int(bounds[k]), int(bounds[k + 1] - bounds[k]))))
     if any(r.dtype == object for r in results) and not all(r.dtype == object for r in results):
         out = np.empty(n, dtype=object)
         position = 0
