@@ -263,3 +263,17 @@ def test_batched_fast_path_batches_span_row_groups(tf, tmp_path):
             np.testing.assert_array_equal(b.x.numpy()[:, 2, 3], b.id.numpy().astype(np.float32))
             seen.extend(b.id.numpy().tolist())
     assert seen == list(range(48))
+
+
+def test_autotuning_is_off_and_can_be_turned_back_on(tf, url):
+    from petastorm.tf_utils import make_petastorm_dataset
+
+    with make_batch_reader(url, schema_fields=["id"]) as reader:
+        dataset = make_petastorm_dataset(reader, batch_size=16)
+        assert dataset.options().autotune.enabled is False
+        assert dataset.map(lambda b: b.id).options().autotune.enabled is False  # the pipeline built on it too
+        options = tf.data.Options()
+        options.autotune.enabled = True
+        tuned = dataset.with_options(options)
+        assert tuned.options().autotune.enabled is True
+        assert sum(len(ids) for ids in tuned.map(lambda b: b.id)) == ROWS
