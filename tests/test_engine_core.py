@@ -343,3 +343,34 @@ def test_diagnostics_and_options(url):
         make_reader(url, cur_shard=0, shard_count=2, shard_mode="bogus")
     with pytest.raises(ValueError, match="num_epochs"):
         make_reader(url, num_epochs=0)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores")
+def test_a_lone_row_group_is_decoded_on_every_core_and_errors_reach_the_caller():
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import cv2
+
+    from petastorm.reader_impl.row_group_io import _run_sliced
+
+    png = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8))[1]
+    threads = set()
+
+    def decode(i):
+        threads.add(threading.get_ident())
+        for _ in range(20):
+            cv2.imdecode(png, cv2.IMREAD_UNCHANGED)
+        return i
+
+    with ThreadPoolExecutor(2) as executor:
+        assert _run_sliced(executor, 64, decode) == list(range(64))
+        assert threading.get_ident() in threads and len(threads) > 1
+
+        def failing(i):
+            if i == 5:
+                raise ValueError("slice 5 is corrupt")
+            return decode(i)
+
+        with pytest.raises(ValueError, match="slice 5"):
+            _run_sliced(executor, 64, failing)

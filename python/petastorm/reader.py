@@ -459,11 +459,9 @@ def _build(dataset_url: Any, store: ParquetStore, stored_schema: Unischema, batc
     if worker_timeout is not None and (not isinstance(worker_timeout, (int, float)) or worker_timeout <= 0):
         raise ValueError(f"worker_timeout must be a positive number of seconds or None, got {worker_timeout!r}")
     pool = make_pool(reader_pool_type, _thread_count(reader_pool_type, workers_count, store), worker_timeout)
-    # Several workers decode several row groups at once, each in one tight loop (measured: the cheapest per row);
-    # a lone worker splits each row group's images over all cores instead.
     loader = ItemLoader(store, pieces, stored_schema, read_schema, output_schema, batched, transform_spec,
                         plan.worker_predicate, filter_plan, shuffle_rows, ngram, cache_args_used, dataset_url,
-                        files, parallel_decode=pool.workers_count < 2)
+                        files, parallel_decode=True)
     loader._cache = cache
     reader = Reader(output_schema, plan, loader, pool, batched, ngram, results_queue_size, dataset_url, cache,
                     cache_cleanup)

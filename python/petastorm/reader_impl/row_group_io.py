@@ -128,7 +128,9 @@ def read_piece_columns(store: ParquetStore, piece: RowGroupPiece, column_names: 
 
 # Image and compressed-array columns are decoded in slices of about this many cells, spread over the cores.
 _SLICE_CELLS = 32
-_DECODE_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
+_CORES = os.cpu_count() or 1
+_jobs_lock = threading.Lock()
+_running_jobs = 0  # threads decoding slices now, process-wide
 
 
 class _BufferView:
@@ -197,43 +199,63 @@ def _fast_image_slice(field: Any, column: pa.Array, out: np.ndarray, lo: int, hi
 
 
 def _run_sliced(executor: ThreadPoolExecutor | None, count: int, fn: Callable[[int], Any]) -> list:
-    """``[fn(0), ..., fn(count - 1)]``, computed by the calling thread together with idle ``executor`` threads.
+    """``[fn(0), ..., fn(count - 1)]``, computed by the calling thread, joined by ``executor`` threads while cores
+    are idle.
 
-    At most one slice per core runs at a time, process-wide: more decoding threads than cores (reader workers plus
-    helpers) only add context switches. The caller works through the slices itself and helpers only take slices nobody has started, so a busy executor
-    never delays the caller, while a lone row group (the last of an epoch, or a single-worker pool) still gets every
-    core. The first exception stops the remaining slices and is raised."""
-    def run(i: int) -> Any:
-        with _DECODE_SLOTS:
-            return fn(i)
-
+    The caller works through the slices itself. Between two slices it looks at how many slice jobs are running
+    process-wide: while reader workers keep every core busy with their own row groups (the common case), it goes
+    on alone, a tight loop being the cheapest per row; once a core is idle (a lone worker, or the last row groups
+    of an epoch) it sends helpers that take the slices nobody has started. The first exception stops the slices
+    not yet started and is raised once the running ones have ended."""
+    global _running_jobs
     results: list = [None] * count
-    if executor is None or count < 2:
-        return [run(i) for i in range(count)]
     lock = threading.Lock()
-    next_slice = [0]
+    state: dict = {"next": 0, "error": None}
+
+    def take() -> int | None:
+        with lock:
+            if state["next"] >= count or state["error"] is not None:
+                return None
+            state["next"] += 1
+            return state["next"] - 1
 
     def drain() -> None:
-        while True:
-            with lock:
-                i = next_slice[0]
-                if i >= count:
-                    return
-                next_slice[0] = i + 1
-            try:
-                results[i] = run(i)
-            except BaseException:
-                with lock:
-                    next_slice[0] = count
-                raise
+        global _running_jobs
+        with _jobs_lock:
+            _running_jobs += 1
+        try:
+            while (i := take()) is not None:
+                try:
+                    results[i] = fn(i)
+                except BaseException as e:  # noqa: BLE001 - raised by the caller
+                    with lock:
+                        state["error"] = state["error"] or e
+        finally:
+            with _jobs_lock:
+                _running_jobs -= 1
 
-    helpers = [executor.submit(drain) for _ in range(min(count - 1, os.cpu_count() or 1))]
+    helpers: list = []
+    with _jobs_lock:
+        _running_jobs += 1
     try:
-        drain()
+        while (i := take()) is not None:
+            try:
+                results[i] = fn(i)
+            except BaseException as e:  # noqa: BLE001
+                with lock:
+                    state["error"] = state["error"] or e
+                break
+            idle = _CORES - _running_jobs
+            if executor is not None and not helpers and idle > 0 and state["next"] < count:
+                helpers = [executor.submit(drain) for _ in range(min(idle, count - state["next"]))]
     finally:
+        with _jobs_lock:
+            _running_jobs -= 1
         for helper in helpers:
             if not helper.cancel():
                 helper.result()
+    if state["error"] is not None:
+        raise state["error"]
     return results
 
 
