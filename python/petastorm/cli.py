@@ -104,20 +104,12 @@ def _size(text: str) -> tuple[int, int]:
 
 def ingest(args: argparse.Namespace) -> None:
     """Runs `ingest_images` on a Spark session set up for petastorm (local unless --master says otherwise)."""
-    from pyspark.sql import SparkSession
-
-    from petastorm.spark import configure_spark
     from petastorm.spark.ingest import ingest_images
+    from petastorm.spark.session import cli_session
 
-    builder = SparkSession.builder.appName("petastorm-ingest-images").config("spark.ui.showConsoleProgress", "false")
-    if args.master:
-        builder = builder.master(args.master)
-    spark = configure_spark(builder).getOrCreate()
-    try:
+    with cli_session("petastorm-ingest-images", args.master, with_petastorm=True) as spark:
         result = ingest_images(spark, args.labels, args.images, args.out, size=args.size, codec=args.codec,
                                mode=args.mode)
-    finally:
-        spark.stop()
     print(f"wrote {result.rows} rows to {result.output}" +
           (f"; {result.failed_images} images could not be read and were left out" if result.failed_images else ""))
 

@@ -9,6 +9,7 @@ the named module to get the schema object: that runs the module's code, as any i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pydoc import locate
 from typing import Any, Sequence
@@ -85,22 +86,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
     args = _parser().parse_args(argv)
-    spark, created = None, False
-    if args.use_summary_metadata:
-        from pyspark.sql import SparkSession
+    session: Any = contextlib.nullcontext(None)
+    if args.use_summary_metadata:  # only the summary file needs Spark
+        from petastorm.spark.session import cli_session
 
-        created = SparkSession.getActiveSession() is None
-        builder = SparkSession.builder.appName("petastorm-generate-metadata") \
-            .config("spark.driver.memory", args.spark_driver_memory)
-        if args.master:
-            builder = builder.master(args.master)
-        spark = builder.getOrCreate()
-    try:
+        session = cli_session("petastorm-generate-metadata", args.master,
+                              {"spark.driver.memory": args.spark_driver_memory})
+    with session as spark:
         generate_petastorm_metadata(spark, args.dataset_url, args.unischema_class, args.use_summary_metadata,
                                     args.hdfs_driver)
-    finally:
-        if created:
-            spark.stop()
     return 0
 
 

@@ -17,7 +17,7 @@ from petastorm.etl.dataset_metadata import (add_to_dataset_metadata, get_schema,
                                             load_row_groups)
 from petastorm.etl.rowgroup_indexers import indexer_from_json_dict
 from petastorm.parquet_store import ParquetStore, RowGroupPiece
-from petastorm.reader_impl.row_group_io import decode_rows, read_row_group
+from petastorm.reader_impl.row_group_io import ParquetFileCache, decode_rows, read_piece_columns
 from petastorm.unischema import Unischema
 
 logger = logging.getLogger(__name__)
@@ -37,8 +37,9 @@ def _index_pieces(indexed_pieces: list[tuple[int, RowGroupPiece]], dataset_url: 
     unknown = [name for name in column_names if name not in schema.fields]
     if unknown:
         raise ValueError(f"Indexed columns {unknown} are not fields of the dataset schema {list(schema.fields)}")
+    files = ParquetFileCache()
     for piece_index, piece in indexed_pieces:
-        rows = decode_rows(read_row_group(store, piece, column_names), schema)
+        rows = decode_rows(read_piece_columns(store, piece, column_names, files), schema)
         for indexer in indexers:
             indexer.build_index(rows, piece_index)
     return indexers

@@ -314,26 +314,6 @@ def decode_column_parallel(field: Any, column: pa.ChunkedArray | pa.Array,
     return np.concatenate(results)
 
 
-def read_row_group(store: ParquetStore, piece: RowGroupPiece, column_names: Sequence[str]) -> pa.Table:
-    """Reads ``column_names`` of one row group; Hive partition columns come from the path as strings."""
-    partition_values = dict(piece.partition_keys)
-    parquet_file = store.open_parquet_file(piece.path)
-    file_columns = set(parquet_file.schema_arrow.names)
-    stored = [name for name in column_names if name not in partition_values]
-    missing = [name for name in stored if name not in file_columns]
-    if missing:
-        raise ValueError(f"Columns {missing} requested but not found in {store.full_path(piece.path)} "
-                         f"(it has {sorted(file_columns)})")
-    table = parquet_file.read_row_group(piece.row_group, columns=stored)
-    columns = []
-    for name in column_names:
-        if name in partition_values:
-            columns.append(pa.array([partition_values[name]] * table.num_rows, pa.string()))
-        else:
-            columns.append(table.column(name))
-    return pa.table(columns, names=list(column_names))
-
-
 def row_drop_mask(num_rows: int, partition: int, num_partitions: int) -> np.ndarray:
     """Rows kept by drop partition ``partition`` of ``num_partitions`` (contiguous, near-equal slices)."""
     if num_partitions <= 1 or num_rows == 0:

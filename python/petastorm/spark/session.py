@@ -1,7 +1,9 @@
 """Finding the petastorm jar and adding it (with the SQL extension) to a SparkSession builder."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 from pyspark.sql import SparkSession
 
@@ -56,3 +58,25 @@ def configure_spark(builder: SparkSession.Builder, extensions: bool = True) -> S
     if _COMMIT_PROTOCOL_KEY not in options:
         builder = builder.config(_COMMIT_PROTOCOL_KEY, COMMIT_PROTOCOL_CLASS)
     return builder
+
+
+@contextlib.contextmanager
+def cli_session(app_name: str, master: str | None = None, conf: dict | None = None,
+                with_petastorm: bool = False) -> Iterator[SparkSession]:
+    """The SparkSession a command-line tool runs on: the active one if there is one (left running), else a new one
+    (local unless `master` names another; `conf` and, with `with_petastorm`, `configure_spark` applied), stopped
+    when the block ends."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        yield active
+        return
+    builder = SparkSession.builder.appName(app_name).config("spark.ui.showConsoleProgress", "false")
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    if master:
+        builder = builder.master(master)
+    spark = (configure_spark(builder) if with_petastorm else builder).getOrCreate()
+    try:
+        yield spark
+    finally:
+        spark.stop()

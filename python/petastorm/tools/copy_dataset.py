@@ -68,19 +68,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
     args = _parser().parse_args(argv)
-    from pyspark.sql import SparkSession
+    from petastorm.spark.session import cli_session
 
-    created = SparkSession.getActiveSession() is None
-    builder = SparkSession.builder.appName("petastorm-copy-dataset")
-    if args.master:
-        builder = builder.master(args.master)
-    spark = builder.getOrCreate()
-    try:
+    with cli_session("petastorm-copy-dataset", args.master) as spark:
         copy_dataset(spark, args.source_url, args.target_url, args.field_regex, args.not_null_fields,
                      args.overwrite_output, args.partition_count, args.row_group_size_mb, args.hdfs_driver)
-    finally:
-        if created:
-            spark.stop()
     return 0
 
 
