@@ -246,8 +246,13 @@ def _run_sliced(executor: ThreadPoolExecutor | None, count: int, fn: Callable[[i
                     state["error"] = state["error"] or e
                 break
             idle = _CORES - _running_jobs
-            if executor is not None and not helpers and idle > 0 and state["next"] < count:
-                helpers = [executor.submit(drain) for _ in range(min(idle, count - state["next"]))]
+            if executor is not None and idle > 0 and state["next"] < count:
+                for _ in range(min(idle, count - state["next"])):
+                    try:
+                        helpers.append(executor.submit(drain))
+                    except RuntimeError:  # the reader is closing and shut its executor down: finish alone
+                        break
+                executor = None  # helpers are sent once per job
     finally:
         with _jobs_lock:
             _running_jobs -= 1
