@@ -31,8 +31,9 @@ test-scala: $(DEPS_STAMP)
 	$(SBT) test < /dev/null
 
 # The interop test runs the original Petastorm 0.13.1 from its own virtualenv (pyarrow 14, numpy 1.26, pyspark 3.5).
+# COLUMNS: wide enough that the failure summary at the end of the log keeps each error message whole.
 test-python: $(DEPS_STAMP) $(JAR) $(LEGACY_STAMP)
-	PETASTORM_LEGACY_PYTHON=$(abspath $(LEGACY_VENV))/bin/python $(PY) -m pytest $(PYTEST_ARGS)
+	COLUMNS=250 PETASTORM_LEGACY_PYTHON=$(abspath $(LEGACY_VENV))/bin/python $(PY) -m pytest $(PYTEST_ARGS)
 
 legacy-venv: $(LEGACY_STAMP)
 

@@ -46,6 +46,8 @@ from urllib.parse import urlparse
 import numpy as np
 import pyarrow as pa
 
+from petastorm._npy import load_npz
+
 __all__ = ["CacheBase", "NullCache", "LocalDiskCache", "CacheLocationError", "make_cache", "cache_key",
            "CACHE_TYPES", "MARKER_FILE"]
 
@@ -216,19 +218,19 @@ def _write_npz(path: str, arrays: dict, key: str) -> None:
 
 
 def _read_npz(path: str, key: str) -> dict:
-    with np.load(path, allow_pickle=False) as npz:
-        if str(npz[_KEY_FIELD]) != key:
-            raise KeyError(key)
-        manifest = json.loads(str(npz[_MANIFEST_FIELD]))
-        result = {}
-        for index, (name, encoding) in enumerate(manifest):
-            if encoding == "plain":
-                result[name] = npz[f"c{index}"]
-            else:
-                prefix = f"c{index}_"
-                result[name] = _decode_object_column({part[len(prefix):]: npz[part] for part in npz.files
-                                                      if part.startswith(prefix)})
-        return result
+    npz = load_npz(path)  # not np.load: its header parsing is not thread-safe on Python 3.11 (see petastorm._npy)
+    if str(npz[_KEY_FIELD]) != key:
+        raise KeyError(key)
+    manifest = json.loads(str(npz[_MANIFEST_FIELD]))
+    result = {}
+    for index, (name, encoding) in enumerate(manifest):
+        if encoding == "plain":
+            result[name] = npz[f"c{index}"]
+        else:
+            prefix = f"c{index}_"
+            result[name] = _decode_object_column({part[len(prefix):]: array for part, array in npz.items()
+                                                  if part.startswith(prefix)})
+    return result
 
 
 def _serializer_for(value: Any) -> tuple[str, Any] | None:

@@ -21,9 +21,9 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pyarrow as pa
-from numpy.lib import format as npy_format
 
 from petastorm._checks import check_ndarray, check_scalar, is_compliant_shape
+from petastorm._npy import cell_header, load_npy
 from petastorm.errors import DecodeFieldError
 
 __all__ = ["DataframeColumnCodec", "ScalarCodec", "NdarrayCodec", "CompressedNdarrayCodec",
@@ -122,31 +122,17 @@ class ScalarCodec(DataframeColumnCodec):
 
 def _parse_npy_header(field_name: str, cell: Union[bytes, memoryview]) -> Tuple[np.dtype, tuple, bool, int]:
     """(dtype, shape, fortran_order, data offset) of an NPY cell; DecodeFieldError if it is not valid NPY."""
-    fp = io.BytesIO(cell)
     try:
-        version = npy_format.read_magic(fp)
-        if version == (1, 0):
-            shape, fortran, dtype = npy_format.read_array_header_1_0(fp)
-        elif version == (2, 0):
-            shape, fortran, dtype = npy_format.read_array_header_2_0(fp)
-        else:
-            raise ValueError(f"unsupported NPY version {version}")
-    except (ValueError, EOFError) as e:
-        raise DecodeFieldError(f"Field '{field_name}': cell is not a valid NPY array ({e})") from e
-    if dtype.hasobject:
-        raise DecodeFieldError(f"Field '{field_name}': NPY cell holds Python objects (dtype {dtype}), "
-                               f"which are never loaded")
-    return dtype, shape, fortran, fp.tell()
+        return cell_header(cell, f"Field '{field_name}'")
+    except ValueError as e:
+        raise DecodeFieldError(str(e)) from e
 
 
 def _load_npy(field_name: str, cell: Union[bytes, memoryview]) -> np.ndarray:
-    dtype, shape, fortran, offset = _parse_npy_header(field_name, cell)
-    count = int(np.prod(shape, dtype=np.int64))
-    if len(cell) - offset < count * dtype.itemsize:
-        raise DecodeFieldError(f"Field '{field_name}': truncated NPY cell: shape {shape} of {dtype} needs "
-                               f"{count * dtype.itemsize} data bytes, the cell has {len(cell) - offset}")
-    data = np.frombuffer(cell, dtype=dtype, count=count, offset=offset)
-    return data.reshape(shape, order="F" if fortran else "C").copy(order="K")
+    try:
+        return load_npy(cell, f"Field '{field_name}'")
+    except ValueError as e:
+        raise DecodeFieldError(str(e)) from e
 
 
 class NdarrayCodec(DataframeColumnCodec):

@@ -35,6 +35,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from petastorm._npy import read_npy_header
+
 __all__ = ["SparkDatasetConverter", "make_spark_converter", "normalize_dbfs_url", "register_delete_dir_handler"]
 
 logger = logging.getLogger(__name__)
@@ -376,11 +378,7 @@ def _write_metadata(python_url: str, encoded: list[str]) -> None:
 
 
 def _parse_header(name: str, head: bytes) -> tuple[str, tuple]:
-    from numpy.lib import format as npy_format
-
-    buffer = io.BytesIO(head)
-    npy_format.read_magic(buffer)
-    shape, _, dtype = npy_format.read_array_header_1_0(buffer)
+    dtype, shape, _, _ = read_npy_header(head)
     return dtype.str, tuple(shape)
 
 
