@@ -188,3 +188,15 @@ def test_interpreter_exit_is_prompt_without_stop(url):
     assert result.returncode == 0, result.stderr
     assert "read" in result.stdout
     assert time.monotonic() - started < 30
+
+
+def test_thread_pool_join_from_one_of_its_own_workers():
+    """A reader's finalizer runs on whichever thread the garbage collector does, possibly a worker."""
+    from petastorm.reader_impl.pools import ThreadPool
+
+    pool = ThreadPool(1)
+    pool.start(lambda payload: (pool.join(), payload)[1])
+    pool.submit(0, "x", "a task that joins its own pool")
+    assert pool.get() == (0, True, "x")
+    pool.stop()
+    pool.join()

@@ -184,7 +184,9 @@ class ThreadPool:
     def join(self) -> None:
         deadline = time.monotonic() + _JOIN_GRACE_S
         for thread in self._threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            # The reader's finalizer may run in a worker thread (garbage collection happens on any thread).
+            if thread is not threading.current_thread():
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 # -- process pool ----------------------------------------------------------------------------------------------
