@@ -219,17 +219,23 @@ def _run_sliced(executor: ThreadPoolExecutor | None, count: int, fn: Callable[[i
             state["next"] += 1
             return state["next"] - 1
 
+    def run(i: int) -> bool:
+        """Slice ``i``; False (the error kept for the caller to raise) when it fails."""
+        try:
+            results[i] = fn(i)
+            return True
+        except BaseException as e:  # noqa: BLE001 - raised by the caller
+            with lock:
+                state["error"] = state["error"] or e
+            return False
+
     def drain() -> None:
         global _running_jobs
         with _jobs_lock:
             _running_jobs += 1
         try:
             while (i := take()) is not None:
-                try:
-                    results[i] = fn(i)
-                except BaseException as e:  # noqa: BLE001 - raised by the caller
-                    with lock:
-                        state["error"] = state["error"] or e
+                run(i)
         finally:
             with _jobs_lock:
                 _running_jobs -= 1
@@ -238,13 +244,7 @@ def _run_sliced(executor: ThreadPoolExecutor | None, count: int, fn: Callable[[i
     with _jobs_lock:
         _running_jobs += 1
     try:
-        while (i := take()) is not None:
-            try:
-                results[i] = fn(i)
-            except BaseException as e:  # noqa: BLE001
-                with lock:
-                    state["error"] = state["error"] or e
-                break
+        while (i := take()) is not None and run(i):
             idle = _CORES - _running_jobs
             if executor is not None and idle > 0 and state["next"] < count:
                 for _ in range(min(idle, count - state["next"])):
