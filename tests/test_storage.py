@@ -193,6 +193,7 @@ def test_unknown_scheme():
 
 def test_store_caches_footers_and_pickles(local_ds):
     store = ParquetStore.open(str(local_ds))
+    assert store.is_local  # local files are read without pyarrow's pre-buffering
     first = store.footer("part-00000.parquet")
     assert store.footer("part-00000.parquet") is first
     with store.open_parquet_file("part-00001.parquet") as pf:
@@ -293,6 +294,7 @@ def test_s3_store_pickles_for_worker_processes(s3, local_ds):
     _upload(fs, local_ds, "petastorm-test/pickled")
     store = ParquetStore.open("s3://petastorm-test/pickled", storage_options=options)
     clone = pickle.loads(pickle.dumps(store))
+    assert not store.is_local and not clone.is_local  # object-store reads keep pre-buffering
     with clone.open_parquet_file("part-00002.parquet") as pf:
         assert pf.read_row_group(0, columns=["id"]).column("id").to_pylist() == list(range(20, 25))
 

@@ -72,7 +72,8 @@ def _is_local_scheme(scheme: str) -> bool:
     return scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt")  # C:\... on Windows
 
 
-def _is_local_filesystem(filesystem: pafs.FileSystem) -> bool:
+def is_local_filesystem(filesystem: pafs.FileSystem) -> bool:
+    """True for pyarrow's or fsspec's local filesystem."""
     if isinstance(filesystem, pafs.LocalFileSystem):
         return True
     inner = _unwrap_fsspec(filesystem)
@@ -87,7 +88,7 @@ def _path_of(url: str, filesystem: pafs.FileSystem) -> str:
     """The path of ``url`` on ``filesystem``."""
     parsed = urlparse(url)
     if _is_local_scheme(parsed.scheme):
-        if _is_local_filesystem(filesystem) or parsed.scheme == "file":
+        if is_local_filesystem(filesystem) or parsed.scheme == "file":
             return os.path.abspath(parsed.path if parsed.scheme == "file" else url)
         return url  # a path on a filesystem given by the caller (e.g. "bucket/dataset" on an S3 filesystem)
     inner = _unwrap_fsspec(filesystem)

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from petastorm.fs_utils import UrlOrUrls, get_filesystem_and_path_or_paths
+from petastorm.fs_utils import UrlOrUrls, get_filesystem_and_path_or_paths, is_local_filesystem
 
 COMMON_METADATA_FILE = "_common_metadata"
 SUMMARY_METADATA_FILE = "_metadata"
@@ -148,11 +148,22 @@ class ParquetStore:
                 footer = self._footers.setdefault(relative_path, footer)
         return footer
 
-    def open_parquet_file(self, relative_path: str, **kwargs) -> pq.ParquetFile:
-        """Opens a data file for reading, reusing its cached footer; ``kwargs`` go to ``pyarrow.parquet.ParquetFile``
-        (``pre_buffer``, ``buffer_size``, ...). Close it (or use it as a context manager) when done."""
+    @cached_property
+    def is_local(self) -> bool:
+        """True when the store is on the local filesystem."""
+        return is_local_filesystem(self.filesystem)
+
+    def open_parquet_file(self, relative_path: str, metadata: pq.FileMetaData | None = None,
+                          **kwargs: Any) -> pq.ParquetFile:
+        """Opens a data file for reading with its footer (``metadata``, else the store's cached one); ``kwargs`` go to
+        ``pyarrow.parquet.ParquetFile``. Close it (or use it as a context manager) when done.
+
+        ``pre_buffer`` defaults to True on remote storage only: it coalesces a row group's column reads into few
+        range requests, which pays on object stores, while on a local disk it only hands every read to pyarrow's
+        IO threads and makes the reading thread wait for them (measured: about 4 % fewer PNG rows/s on 2 cores)."""
+        kwargs.setdefault("pre_buffer", not self.is_local)
         source = self.filesystem.open_input_file(self.full_path(relative_path))
-        return pq.ParquetFile(source, metadata=self.footer(relative_path), **kwargs)
+        return pq.ParquetFile(source, metadata=metadata or self.footer(relative_path), **kwargs)
 
     @cached_property
     def partition_names(self) -> list[str]:

@@ -477,11 +477,9 @@ def _thread_count(reader_pool_type: str, workers_count: Any, store: ParquetStore
     (latency-bound) gets them all."""
     import os
 
-    import pyarrow.fs as pafs
-
     if reader_pool_type != "thread" or not isinstance(workers_count, int) or workers_count < 1:
         return workers_count
-    if isinstance(store.filesystem, pafs.LocalFileSystem):
+    if store.is_local:
         return min(workers_count, os.cpu_count() or 1)
     return workers_count
 

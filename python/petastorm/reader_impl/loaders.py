@@ -23,7 +23,7 @@ from petastorm.parquet_store import ParquetStore, RowGroupPiece
 from petastorm.predicates import PredicateBase
 from petastorm.reader_impl.filtering import FilterPlan, filter_mask_indices
 from petastorm.reader_impl.planning import WorkItem
-from petastorm.reader_impl.row_group_io import ParquetFileCache, decode_table, read_piece_columns
+from petastorm.reader_impl.row_group_io import ParquetFileCache, busy_thread, decode_table, read_piece_columns
 from petastorm.transform import TransformSpec
 from petastorm.unischema import Unischema
 
@@ -257,7 +257,8 @@ class ItemLoader:
     def __call__(self, task: tuple) -> ItemResult:
         item, epoch, seed = task
         try:
-            return self._run(item, epoch, seed)
+            with busy_thread():
+                return self._run(item, epoch, seed)
         except Exception as e:
             raise annotate(e, f"Reading {self._describe(item)} failed") from None
 

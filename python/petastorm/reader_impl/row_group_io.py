@@ -7,11 +7,12 @@ Files are opened once per reading thread (or process) and their footers are read
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from typing import Any, Callable, Collection, Sequence
+from typing import Any, Callable, Collection, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -78,7 +79,7 @@ class ParquetFileCache:
             handles.move_to_end(key)
             return pf
         metadata = self.footer(store, relative_path)
-        pf = pq.ParquetFile(store.filesystem.open_input_file(store.full_path(relative_path)), metadata=metadata)
+        pf = store.open_parquet_file(relative_path, metadata)
         with self._lock:
             self.file_opens += 1
         handles[key] = pf
@@ -129,8 +130,28 @@ def read_piece_columns(store: ParquetStore, piece: RowGroupPiece, column_names: 
 # Image and compressed-array columns are decoded in slices of about this many cells, spread over the cores.
 _SLICE_CELLS = 32
 _CORES = os.cpu_count() or 1
-_jobs_lock = threading.Lock()
-_running_jobs = 0  # threads decoding slices now, process-wide
+_busy_lock = threading.Lock()
+_busy_threads = 0  # threads reading or decoding now, process-wide
+_busy_depth = threading.local()
+
+
+@contextlib.contextmanager
+def busy_thread() -> Iterator[None]:
+    """Counts the calling thread as busy (process-wide) while the block runs; nested blocks count once. Slice
+    decoding sends helper threads only while fewer threads are busy than there are cores."""
+    global _busy_threads
+    depth = getattr(_busy_depth, "value", 0)
+    if depth == 0:
+        with _busy_lock:
+            _busy_threads += 1
+    _busy_depth.value = depth + 1
+    try:
+        yield
+    finally:
+        _busy_depth.value = depth
+        if depth == 0:
+            with _busy_lock:
+                _busy_threads -= 1
 
 
 class _BufferView:
@@ -184,15 +205,16 @@ def _fast_image_slice(field: Any, column: pa.Array, out: np.ndarray, lo: int, hi
     import cv2
 
     _, offsets_buf, data_buf = column.buffers()[:3]
-    offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=len(column) + 1, offset=column.offset * 4)
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=hi - lo + 1, offset=(column.offset + lo) * 4).tolist()
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.empty(0, np.uint8)
-    color = out.ndim == 4
-    for i in range(lo, hi):
-        image = cv2.imdecode(data[offsets[i]:offsets[i + 1]], cv2.IMREAD_UNCHANGED)
-        if image is None or image.shape != out.shape[1:] or image.dtype != out.dtype:
+    imdecode, unchanged, cvt_color, bgr2rgb = cv2.imdecode, cv2.IMREAD_UNCHANGED, cv2.cvtColor, cv2.COLOR_BGR2RGB
+    shape, dtype, color = out.shape[1:], out.dtype, out.ndim == 4
+    for i, start, stop in zip(range(lo, hi), offsets, offsets[1:]):
+        image = imdecode(data[start:stop], unchanged)
+        if image is None or image.shape != shape or image.dtype != dtype:
             return False
         if color:
-            cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=out[i])
+            cvt_color(image, bgr2rgb, dst=out[i])
         else:
             out[i] = image
     return True
@@ -202,12 +224,12 @@ def _run_sliced(executor: ThreadPoolExecutor | None, count: int, fn: Callable[[i
     """``[fn(0), ..., fn(count - 1)]``, computed by the calling thread, joined by ``executor`` threads while cores
     are idle.
 
-    The caller works through the slices itself. Between two slices it looks at how many slice jobs are running
-    process-wide: while reader workers keep every core busy with their own row groups (the common case), it goes
+    The caller works through the slices itself. Between two slices it looks at how many threads are busy
+    process-wide (:func:`busy_thread`: reader workers count from the start to the end of each work item, reading
+    included): while reader workers keep every core busy with their own row groups (the common case), it goes
     on alone, a tight loop being the cheapest per row; once a core is idle (a lone worker, or the last row groups
     of an epoch) it sends helpers that take the slices nobody has started. The first exception stops the slices
     not yet started and is raised once the running ones have ended."""
-    global _running_jobs
     results: list = [None] * count
     lock = threading.Lock()
     state: dict = {"next": 0, "error": None}
@@ -230,32 +252,23 @@ def _run_sliced(executor: ThreadPoolExecutor | None, count: int, fn: Callable[[i
             return False
 
     def drain() -> None:
-        global _running_jobs
-        with _jobs_lock:
-            _running_jobs += 1
-        try:
+        with busy_thread():
             while (i := take()) is not None:
                 run(i)
-        finally:
-            with _jobs_lock:
-                _running_jobs -= 1
 
     helpers: list = []
-    with _jobs_lock:
-        _running_jobs += 1
     try:
-        while (i := take()) is not None and run(i):
-            idle = _CORES - _running_jobs
-            if executor is not None and idle > 0 and state["next"] < count:
-                for _ in range(min(idle, count - state["next"])):
-                    try:
-                        helpers.append(executor.submit(drain))
-                    except RuntimeError:  # the reader is closing and shut its executor down: finish alone
-                        break
-                executor = None  # helpers are sent once per job
+        with busy_thread():
+            while (i := take()) is not None and run(i):
+                idle = _CORES - _busy_threads
+                if executor is not None and idle > 0 and state["next"] < count:
+                    for _ in range(min(idle, count - state["next"])):
+                        try:
+                            helpers.append(executor.submit(drain))
+                        except RuntimeError:  # the reader is closing and shut its executor down: finish alone
+                            break
+                    executor = None  # helpers are sent once per job
     finally:
-        with _jobs_lock:
-            _running_jobs -= 1
         for helper in helpers:
             if not helper.cancel():
                 helper.result()
