@@ -1,6 +1,5 @@
 package org.petastorm.spark.datasource
 
-import java.nio.file.Files
 
 import org.apache.hadoop.fs.Path
 import org.apache.spark.sql.Row
@@ -11,7 +10,7 @@ import org.petastorm.spark.tensor.{DType, Tensor, TensorUDT}
 import org.scalatest.funsuite.AnyFunSuite
 
 class DataSourceRoundTripSuite extends AnyFunSuite with LocalSpark {
-  private def target(): String = Files.createTempDirectory("petastorm-ds").resolve("data").toString
+  private def target(): String = tempDir("petastorm-ds").resolve("data").toString
 
   private def tensorFrame(tensors: Seq[Tensor]) = spark.createDataFrame(
     spark.sparkContext.parallelize(tensors.zipWithIndex.map { case (t, i) => Row(i, t) }, 2),
@@ -48,7 +47,7 @@ class DataSourceRoundTripSuite extends AnyFunSuite with LocalSpark {
 
 class SchemaFieldsSuite extends AnyFunSuite with LocalSpark {
   test("schemaFields keeps the named and regex-matched columns only") {
-    val path = Files.createTempDirectory("petastorm-fields").resolve("data").toString
+    val path = tempDir("petastorm-fields").resolve("data").toString
     spark.range(0, 4).selectExpr("CAST(id AS INT) AS id", "id * 2 AS feature_a", "id * 3 AS feature_b",
       "array_to_tensor(array(CAST(id AS FLOAT)), array(1)) AS t").write.format("petastorm").save(path)
     val df = spark.read.format("petastorm").option("schemaFields", "id, feature_.*").load(path)
@@ -80,7 +79,7 @@ class EveryDTypeSuite extends AnyFunSuite with LocalSpark {
       val schema = StructType(StructField("id", IntegerType, nullable = false) +: columns.map(StructField(_, new TensorUDT)))
       DType.all.zipWithIndex.foreach { case (dtype, seed) =>
         val rows = (0 until 3).map(i => Row(i +: shapes.indices.map(k => sample(dtype, shapes(k), seed * 100 + i * 10 + k)): _*))
-        val path = Files.createTempDirectory(s"dtype-${dtype.name}").resolve("data").toString
+        val path = tempDir(s"dtype-${dtype.name}").resolve("data").toString
         val writer = spark.createDataFrame(spark.sparkContext.parallelize(rows, 2), schema).write.format("petastorm")
         columns.foldLeft(writer)((w, c) => w.option(s"codec.$c", codec)).save(path)
         val back = spark.read.format("petastorm").load(path).orderBy("id").collect()
@@ -95,7 +94,7 @@ class EveryDTypeSuite extends AnyFunSuite with LocalSpark {
     for ((codec, tensor) <- Seq("png" -> img(DType.UInt8, Seq(6, 5, 3)), "png" -> img(DType.UInt8, Seq(6, 5)),
       "png" -> img(DType.UInt16, Seq(4, 4, 3)), "jpeg:95" -> Tensor.fromLongs(DType.UInt8, Seq(16, 16, 3),
         Array.tabulate(768)(i => (i / 3 % 16 * 8).toLong)))) {
-      val path = Files.createTempDirectory("image-codec").resolve("data").toString
+      val path = tempDir("image-codec").resolve("data").toString
       spark.createDataFrame(spark.sparkContext.parallelize(Seq(Row(1, tensor))), StructType(Seq(
         StructField("id", IntegerType), StructField("t", new TensorUDT))))
         .write.format("petastorm").option("codec.t", codec).save(path)
@@ -113,7 +112,7 @@ class ImageBytesSuite extends AnyFunSuite with LocalSpark {
   test("a binary column of PNG files is stored as it is and read back as image tensors") {
     val images = (0 until 4).map(i => Tensor(DType.UInt8, Seq(5 + i, 6, 3), Array.tabulate((5 + i) * 18)(k => (k * i).toByte)))
     val pngs = images.map(t => org.petastorm.spark.codec.ImageCodec.encode(t, "png"))
-    val path = Files.createTempDirectory("image-bytes").resolve("data").toString
+    val path = tempDir("image-bytes").resolve("data").toString
     spark.createDataFrame(spark.sparkContext.parallelize(pngs.zipWithIndex.map { case (b, i) => Row(i, b) }),
       StructType(Seq(StructField("id", IntegerType), StructField("photo", BinaryType))))
       .write.format("petastorm").option("codec.photo", "png").save(path)

@@ -1,7 +1,6 @@
 package org.petastorm.spark.datasource
 
 import java.io.File
-import java.nio.file.Files
 
 import org.apache.hadoop.fs.Path
 import org.apache.spark.TaskContext
@@ -16,7 +15,7 @@ import org.petastorm.spark.tensor.Tensor
 import org.scalatest.funsuite.AnyFunSuite
 
 class WriteSemanticsSuite extends AnyFunSuite with LocalSpark {
-  private def target(): String = Files.createTempDirectory("petastorm-write").resolve("data").toString
+  private def target(): String = tempDir("petastorm-write").resolve("data").toString
 
   private def frame(n: Int, offset: Int = 0): DataFrame = spark.range(offset, offset + n, 1, 4).toDF("id")
     .withColumn("id", col("id").cast(IntegerType))

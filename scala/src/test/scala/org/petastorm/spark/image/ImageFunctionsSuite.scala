@@ -19,7 +19,7 @@ class ImageFunctionsSuite extends AnyFunSuite with LocalSpark {
     Tensor(DType.UInt8, Seq(h, w, c), Array.tabulate(h * w * c)(i => (i * seed + i / 7).toByte))
 
   private lazy val dir: Path = {
-    val d = Files.createTempDirectory("petastorm-images")
+    val d = tempDir("petastorm-images")
     Files.write(d.resolve("a.png"), ImageCodec.encode(image(6, 8, 3, 3), "png"))
     Files.write(d.resolve("b.png"), ImageCodec.encode(image(4, 5, 4, 5), "png"))
     Files.write(d.resolve("c.jpg"), ImageCodec.encode(image(16, 16, 3, 1), "jpeg", 90))

@@ -1,6 +1,5 @@
 package org.petastorm.spark.tensor
 
-import java.nio.file.Files
 
 import org.apache.spark.sql.Row
 import org.apache.spark.sql.types._
@@ -38,7 +37,7 @@ class TensorUDTSuite extends AnyFunSuite with LocalSpark {
   }
 
   test("tensor columns round-trip through Parquet") {
-    val dir = Files.createTempDirectory("tensor-parquet").resolve("out").toString
+    val dir = tempDir("tensor-parquet").resolve("out").toString
     val df = spark.createDataFrame(spark.sparkContext.parallelize(tensors.map(Row(_))),
       StructType(Seq(StructField("t", new TensorUDT))))
     df.write.parquet(dir)
