@@ -374,3 +374,39 @@ def test_a_lone_row_group_is_decoded_on_every_core_and_errors_reach_the_caller()
 
         with pytest.raises(ValueError, match="slice 5"):
             _run_sliced(executor, 64, failing)
+
+
+def test_slices_stay_on_the_calling_thread_while_every_core_has_a_busy_reader_thread():
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from petastorm.reader import _shares_decoding
+    from petastorm.reader_impl.row_group_io import _run_sliced, busy_thread
+
+    cores = os.cpu_count() or 1
+    entered, release = threading.Barrier(cores), threading.Event()
+
+    def other_worker():  # a reader worker reading or decoding its own row group
+        with busy_thread():
+            entered.wait()
+            release.wait()
+
+    others = [threading.Thread(target=other_worker) for _ in range(cores - 1)]
+    for t in others:
+        t.start()
+    threads = set()
+    try:
+        with busy_thread():  # this thread is a reader worker too: nested counting counts it once
+            entered.wait()
+            with ThreadPoolExecutor(2) as executor:
+                assert _run_sliced(executor, 16, lambda i: threads.add(threading.get_ident()) or i) == list(range(16))
+    finally:
+        release.set()
+        for t in others:
+            t.join()
+    assert threads == {threading.get_ident()}
+    # Worker processes cannot see each other's threads: helpers only while there are no more processes than cores.
+    assert _shares_decoding(SimpleNamespace(kind="thread", workers_count=10))
+    assert _shares_decoding(SimpleNamespace(kind="process", workers_count=cores))
+    assert not _shares_decoding(SimpleNamespace(kind="process", workers_count=cores + 1))
