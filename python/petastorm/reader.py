@@ -484,12 +484,10 @@ def _thread_count(reader_pool_type: str, workers_count: Any, store: ParquetStore
     10 threads on 2 cores cost about 1.6x the CPU per row of 2 threads, and 3 threads about 3% more than 2), so the
     thread pool starts at most ``cpu_count`` of the ``workers_count`` threads there. Remote storage
     (latency-bound) gets them all."""
-    import os
-
     if reader_pool_type != "thread" or not isinstance(workers_count, int) or workers_count < 1:
         return workers_count
     if store.is_local:
-        return min(workers_count, os.cpu_count() or 1)
+        return min(workers_count, cpu_count())
     return workers_count
 
 
