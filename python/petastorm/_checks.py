@@ -8,6 +8,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from petastorm.errors import FieldValueError
+
 # For a field of numpy kind K (key), the kinds of scalar values it accepts.
 _ACCEPTED_KINDS = {
     "b": {"b"},
@@ -69,33 +71,33 @@ def _value_kind(value: Any) -> Optional[str]:
 
 
 def check_scalar(field: Any, value: Any) -> None:
-    """Raise ValueError unless ``value`` is a scalar acceptable for the scalar field ``field``."""
+    """Raise :class:`FieldValueError` unless ``value`` is a scalar acceptable for the scalar field ``field``."""
     if isinstance(value, np.ndarray) and value.shape != ():
-        raise ValueError(f"Field '{field.name}': expected a scalar of {dtype_name(field.numpy_dtype)}, "
+        raise FieldValueError(f"Field '{field.name}': expected a scalar of {dtype_name(field.numpy_dtype)}, "
                          f"got an array of shape {value.shape}")
     if isinstance(value, (list, tuple, dict, set)):
-        raise ValueError(f"Field '{field.name}': expected a scalar of {dtype_name(field.numpy_dtype)}, "
+        raise FieldValueError(f"Field '{field.name}': expected a scalar of {dtype_name(field.numpy_dtype)}, "
                          f"got {type(value).__name__}")
     want, got = _field_kind(field.numpy_dtype), _value_kind(value)
     if want is None or got is None:
         return
     accepted = _ACCEPTED_KINDS.get(want)
     if accepted is not None and got not in accepted:
-        raise ValueError(f"Field '{field.name}': expected a value of type {dtype_name(field.numpy_dtype)}, "
+        raise FieldValueError(f"Field '{field.name}': expected a value of type {dtype_name(field.numpy_dtype)}, "
                          f"got {type(value).__name__} ({value!r:.60})")
 
 
 def check_ndarray(field: Any, value: Any, allowed_dtypes: Optional[Sequence[type]] = None) -> None:
-    """Raise ValueError unless ``value`` is an ndarray of the field's dtype and compliant shape."""
+    """Raise :class:`FieldValueError` unless ``value`` is an ndarray of the field's dtype and compliant shape."""
     if not isinstance(value, np.ndarray):
-        raise ValueError(f"Field '{field.name}': expected a numpy.ndarray of {dtype_name(field.numpy_dtype)} "
+        raise FieldValueError(f"Field '{field.name}': expected a numpy.ndarray of {dtype_name(field.numpy_dtype)} "
                          f"with shape {field.shape}, got {type(value).__name__}")
     if value.dtype.type is not field.numpy_dtype:
-        raise ValueError(f"Field '{field.name}': expected dtype {dtype_name(field.numpy_dtype)}, "
+        raise FieldValueError(f"Field '{field.name}': expected dtype {dtype_name(field.numpy_dtype)}, "
                          f"got {value.dtype}")
     if allowed_dtypes is not None and value.dtype.type not in allowed_dtypes:
         names = ", ".join(dtype_name(t) for t in allowed_dtypes)
-        raise ValueError(f"Field '{field.name}': dtype {value.dtype} is not supported by this codec "
+        raise FieldValueError(f"Field '{field.name}': dtype {value.dtype} is not supported by this codec "
                          f"(supported: {names})")
     if not is_compliant_shape(value.shape, field.shape):
-        raise ValueError(f"Field '{field.name}': expected shape {field.shape}, got {value.shape}")
+        raise FieldValueError(f"Field '{field.name}': expected shape {field.shape}, got {value.shape}")

@@ -13,6 +13,7 @@ either way). Set ``IMAGE_BACKEND`` (or the environment variable ``PETASTORM_IMAG
 """
 from __future__ import annotations
 
+import decimal
 import io
 import os
 import zipfile
@@ -184,6 +185,12 @@ def _opencv() -> Optional[Any]:
             raise
         return None
     return cv2
+
+
+def __getattr__(name: str) -> Any:
+    if name == "OPENCV_AVAILABLE":  # the original's flag; looked up lazily so importing codecs skips cv2
+        return _opencv() is not None
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _png_is_16bit_color(data: bytes) -> bool:
@@ -382,6 +389,8 @@ def _decode_scalar_chunk(field: Any, chunk: pa.Array) -> np.ndarray:
     values = chunk.to_pylist()
     if field.codec is not None:
         values = [None if v is None else field.codec.decode(field, v) for v in values]
+    elif isinstance(field.numpy_dtype, type) and issubclass(field.numpy_dtype, (np.generic, decimal.Decimal)):
+        values = [None if v is None else field.numpy_dtype(v) for v in values]  # as ScalarCodec.decode does
     return _object_array(values)
 
 

@@ -11,3 +11,9 @@ class NoDataAvailableError(Exception):
 
 class DecodeFieldError(ValueError):
     """A stored cell could not be decoded by its field's codec."""
+
+
+class FieldValueError(TypeError, ValueError):
+    """A value does not fit its UnischemaField (type, dtype or shape). Both a ``TypeError`` (what the original
+    raised for a non-scalar given to ``ScalarCodec``) and a ``ValueError`` (what it raised for a wrong dtype or
+    shape), so code written against either keeps working."""

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from petastorm.unischema import Unischema, UnischemaField, match_unischema_fields
+from petastorm.unischema import Unischema, UnischemaField, match_unischema_fields, string_types  # noqa: F401
 
 __all__ = ["NGram"]
 

@@ -41,6 +41,14 @@ def partition_keys_of(relative_path: str) -> tuple[tuple[str, str], ...]:
     return tuple(keys)
 
 
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
 class ParquetStore:
     """A Parquet store: the dataset root, its data files (sorted, relative to the root) and its metadata files."""
 
@@ -171,10 +179,22 @@ class ParquetStore:
         """Hive partition column names, in directory order (taken from the first data file)."""
         return [name for name, _ in partition_keys_of(self.data_files[0])]
 
+    @cached_property
+    def partition_types(self) -> dict[str, pa.DataType]:
+        """The Arrow type of each Hive partition column: ``int64`` when every value of it in the listing is an
+        integer (``id=3``), else ``string`` (as the original's pyarrow partitions did)."""
+        values: dict[str, set[str]] = {name: set() for name in self.partition_names}
+        for path in self.data_files:
+            for name, value in partition_keys_of(path):
+                values.setdefault(name, set()).add(value)
+        return {name: pa.int64() if found and all(_is_int(v) for v in found) else pa.string()
+                for name, found in values.items()}
+
     def arrow_schema(self) -> pa.Schema:
-        """The Arrow schema of the store: Hive partition columns (strings) first, then the first file's columns."""
+        """The Arrow schema of the store: Hive partition columns first (see :attr:`partition_types`), then the
+        first file's columns."""
         file_schema = self.footer(self.data_files[0]).schema.to_arrow_schema()
-        partition_fields = [pa.field(name, pa.string()) for name in self.partition_names
+        partition_fields = [pa.field(name, self.partition_types[name]) for name in self.partition_names
                             if name not in file_schema.names]
         return pa.schema(partition_fields + list(file_schema), metadata=file_schema.metadata)
 

@@ -85,11 +85,12 @@ class in_set(PredicateBase):
 
 
 class in_intersection(PredicateBase):
-    """Keeps rows whose ``predicate_field`` (an iterable) holds at least one of ``inclusion_values``."""
+    """Keeps rows whose ``_predicate_field`` (an iterable) holds at least one of ``inclusion_values`` (the
+    parameter keeps the original's name, so keyword calls keep working)."""
 
-    def __init__(self, inclusion_values: Iterable[Any], predicate_field: str):
+    def __init__(self, inclusion_values: Iterable[Any], _predicate_field: str):
         self._inclusion_values = list(inclusion_values)
-        self._predicate_field = predicate_field
+        self._predicate_field = _predicate_field
 
     def get_fields(self) -> set[str]:
         return {self._predicate_field}

@@ -9,7 +9,6 @@ timing), which is what makes :meth:`Reader.state_dict` resumable.
 from __future__ import annotations
 
 import collections
-import collections.abc
 import dataclasses
 import logging
 import threading
@@ -21,12 +20,13 @@ import numpy as np
 
 from petastorm.errors import NoDataAvailableError, PetastormMetadataError
 from petastorm.etl.dataset_metadata import get_schema, infer_or_load_unischema, load_row_groups
-from petastorm.fs_utils import UrlOrUrls
+from petastorm.fs_utils import UrlOrUrls, normalize_dir_url
 from petastorm.ngram import NGram
 from petastorm.parquet_store import ParquetStore
 from petastorm.reader_impl.filtering import plan_filters
 from petastorm.reader_impl.loaders import ItemLoader, ItemResult, ReaderWorkerError
-from petastorm.reader_impl.planning import SHARD_MODES, ReadPlan, WorkItem, plan_reads
+from petastorm.reader_impl.options import DEFAULT_WORKER_TIMEOUT_S, ReaderOptions
+from petastorm.reader_impl.planning import ReadPlan, WorkItem, plan_reads
 from petastorm.reader_impl.pools import WorkerDiedError, WorkerTimeoutError, cpu_count, make_pool
 from petastorm.reader_impl.row_group_io import ParquetFileCache
 from petastorm.transform import TransformSpec, transform_schema
@@ -37,9 +37,40 @@ __all__ = ["make_reader", "make_batch_reader", "Reader", "NoDataAvailableError",
 
 logger = logging.getLogger(__name__)
 
-_POOL_TYPES = ("thread", "process", "dummy")
+NULL_CACHE = "null"
+LOCAL_DISK_CACHE = "local-disk"
+
+# The original's names re-exported here, loaded on first use (they are not needed to read).
+_REEXPORTS = {
+    "ArrowReaderWorker": "petastorm.arrow_reader_worker", "PyDictReaderWorker": "petastorm.py_dict_reader_worker",
+    "ArrowTableSerializer": "petastorm.reader_impl.arrow_table_serializer",
+    "PickleSerializer": "petastorm.reader_impl.pickle_serializer",
+    "ConcurrentVentilator": "petastorm.workers_pool.ventilator", "DummyPool": "petastorm.workers_pool.dummy_pool",
+    "ProcessPool": "petastorm.workers_pool.process_pool", "ThreadPool": "petastorm.workers_pool.thread_pool",
+    "LocalDiskCache": "petastorm.local_disk_cache", "NullCache": "petastorm.cache",
+    "PredicateBase": "petastorm.predicates", "RowGroupSelectorBase": "petastorm.selectors",
+    "get_filesystem_and_path_or_paths": "petastorm.fs_utils",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _REEXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def normalize_dataset_url_or_urls(dataset_url_or_urls: UrlOrUrls) -> UrlOrUrls:
+    """A dataset URL, or a non-empty list of them, with trailing ``/`` stripped (as the original)."""
+    if isinstance(dataset_url_or_urls, list):
+        if not dataset_url_or_urls:
+            raise ValueError("dataset url list must be non-empty.")
+        return [normalize_dir_url(url) for url in dataset_url_or_urls]
+    return normalize_dir_url(dataset_url_or_urls)
+
 STATE_VERSION = 1
-DEFAULT_WORKER_TIMEOUT_S = 600.0
 
 
 def _stop_pool(pool: Any, loader: Any) -> None:
@@ -55,7 +86,33 @@ class Reader:
     namedtuple of numpy arrays per row group (``make_batch_reader``). Use as an iterator and, preferably, as a
     context manager."""
 
-    def __init__(self, schema: Unischema, plan: ReadPlan, loader: ItemLoader, pool: Any, batched_output: bool,
+    def __init__(self, pyarrow_filesystem: Any, dataset_path: Any, schema_fields: Any = None, seed: int | None = None,
+                 shuffle_rows: bool = False, shuffle_row_groups: bool = True, shuffle_row_drop_partitions: int = 1,
+                 predicate: Any = None, rowgroup_selector: Any = None, reader_pool: Any = None,
+                 num_epochs: int | None = 1, cur_shard: int | None = None, shard_count: int | None = None,
+                 cache: Any = None, worker_class: Any = None, transform_spec: TransformSpec | None = None,
+                 is_batched_reader: bool = False, filters: Any = None, shard_seed: int | None = None,
+                 convert_early_to_numpy: bool = False):
+        """The original's constructor: ``dataset_path`` (a path or a list of file paths) on ``pyarrow_filesystem``
+        (a ``pyarrow.fs`` or fsspec filesystem, or None for a URL). ``reader_pool`` is a pool object of
+        :mod:`petastorm.workers_pool` (default ``ThreadPool(10)``); ``worker_class`` is accepted and unused (one
+        engine reads both kinds); ``cache`` must be None or a ``NullCache`` here (use ``make_reader``'s
+        ``cache_type`` for a disk cache)."""
+        if cache is not None and type(cache).__name__ != "NullCache":
+            raise ValueError("Reader(cache=...) takes only NullCache; for a disk cache use make_reader(..., "
+                             "cache_type='local-disk', cache_location=...)")
+        store = ParquetStore.open(dataset_path, "libhdfs3", None, pyarrow_filesystem)
+        options = ReaderOptions.from_arguments(
+            is_batched_reader, schema_fields=schema_fields, seed=seed, shuffle_rows=shuffle_rows,
+            shuffle_row_groups=shuffle_row_groups, shuffle_row_drop_partitions=shuffle_row_drop_partitions,
+            predicate=predicate, rowgroup_selector=rowgroup_selector, num_epochs=num_epochs, cur_shard=cur_shard,
+            shard_count=shard_count, transform_spec=transform_spec, filters=filters, shard_seed=shard_seed,
+            convert_early_to_numpy=convert_early_to_numpy,
+            **({"reader_pool_type": reader_pool} if reader_pool is not None else {}))
+        stored = infer_or_load_unischema(store)
+        _assemble(self, dataset_path, store, stored, options)
+
+    def _start(self, schema: Unischema, plan: ReadPlan, loader: ItemLoader, pool: Any, batched_output: bool,
                  ngram: NGram | None, results_queue_size: int, dataset_url: Any = None, cache: Any = None,
                  cache_cleanup: bool = False):
         self.schema = schema
@@ -389,46 +446,20 @@ def _objects(array: np.ndarray) -> np.ndarray:
 # -- construction ------------------------------------------------------------------------------------------------
 
 
-def _check_options(reader_pool_type: str, schema_fields: Any, results_queue_size: Any) -> None:
-    if reader_pool_type not in _POOL_TYPES:
-        raise ValueError(f"Unknown reader_pool_type {reader_pool_type!r}; expected one of {_POOL_TYPES}")
-    if schema_fields is not None and not isinstance(schema_fields, NGram) and (
-            isinstance(schema_fields, str) or not isinstance(schema_fields, collections.abc.Iterable)):
-        raise ValueError("schema_fields must be None, an NGram, or an iterable of UnischemaField objects and/or "
-                         f"regular expressions, got {schema_fields!r}")
-    if not isinstance(results_queue_size, int) or results_queue_size < 1:
-        raise ValueError(f"results_queue_size must be a positive int, got {results_queue_size!r}")
-
-
-def _make_cache(cache_type: Any, cache_location: Any, cache_size_limit: Any, cache_row_size_estimate: Any,
-                cache_extra_settings: Any) -> tuple[Any, tuple | None, bool]:
-    if cache_type in (None, "null"):
+def _make_cache(options: ReaderOptions) -> tuple[Any, tuple | None, bool]:
+    if options.cache_type in (None, "null"):
         return None, None, False
-    if cache_type != "local-disk":
-        raise ValueError(f"Unknown cache_type {cache_type!r}; expected None, 'null' or 'local-disk'")
     from petastorm.cache import make_cache
 
-    args = (cache_type, cache_location, cache_size_limit, cache_row_size_estimate, cache_extra_settings)
-    cache = make_cache(*args)
-    return cache, args, bool(getattr(cache, "cleanup_on_stop", False))
+    cache = make_cache(*options.cache_args)
+    return cache, options.cache_args, bool(getattr(cache, "cleanup_on_stop", False))
 
 
-def _build(dataset_url: Any, store: ParquetStore, stored_schema: Unischema, batched: bool, schema_fields: Any,
-           reader_pool_type: str, workers_count: int, results_queue_size: int, seed: Any, shuffle_rows: bool,
-           shuffle_row_groups: bool, shuffle_row_drop_partitions: int, predicate: Any, rowgroup_selector: Any,
-           num_epochs: Any, cur_shard: Any, shard_count: Any, shard_seed: Any, cache_args: tuple,
-           transform_spec: TransformSpec | None, filters: Any, shuffle_buffer_size: Any, shard_mode: str,
-           shard_remainder: str, resume_from: Any, worker_timeout: Any) -> Reader:
-    _check_options(reader_pool_type, schema_fields, results_queue_size)
-    if shard_mode not in SHARD_MODES:
-        raise ValueError(f"shard_mode must be one of {SHARD_MODES}, got {shard_mode!r}")
-    ngram = None
-    if isinstance(schema_fields, NGram):
-        if batched:
-            raise ValueError("NGram is not supported by make_batch_reader; use make_reader")
-        if transform_spec is not None:
-            raise NotImplementedError("transform_spec is not supported together with an NGram")
-        ngram = schema_fields
+def _read_schema(store: ParquetStore, stored_schema: Unischema, options: ReaderOptions) -> Unischema:
+    """The stored fields the reader reads: those of the NGram's timesteps (and its timestamp), those matching
+    ``schema_fields``, or all."""
+    ngram = options.ngram
+    if ngram is not None:
         ngram.resolve_regex_field_names(stored_schema)
         names = ngram.get_field_names_at_all_timesteps()
         if ngram._timestamp_name not in names:
@@ -436,38 +467,50 @@ def _build(dataset_url: Any, store: ParquetStore, stored_schema: Unischema, batc
         unknown = [name for name in names if name not in stored_schema.fields]
         if unknown:
             raise ValueError(f"NGram fields {unknown} are not in the dataset schema {list(stored_schema.fields)}")
-        read_schema = stored_schema.create_schema_view([stored_schema.fields[name] for name in names])
-        if not ngram.timestamp_overlap and shuffle_row_drop_partitions > 1:
+        if not ngram.timestamp_overlap and options.shuffle_row_drop_partitions > 1:
             raise NotImplementedError("timestamp_overlap=False is not implemented with "
                                       "shuffle_row_drop_partitions > 1")
-    else:
-        read_schema = stored_schema.create_schema_view(list(schema_fields)) if schema_fields is not None \
-            else stored_schema
+        return stored_schema.create_schema_view([stored_schema.fields[name] for name in names])
+    fields = options.schema_fields
+    read_schema = stored_schema.create_schema_view(list(fields)) if fields is not None else stored_schema
     if not read_schema.fields:
-        raise ValueError(f"No fields match {schema_fields!r} in the dataset {store.root} "
+        raise ValueError(f"No fields match {fields!r} in the dataset {store.root} "
                          f"(its fields: {list(stored_schema.fields)})")
+    return read_schema
+
+
+def _assemble(reader: Reader, dataset_url: Any, store: ParquetStore, stored_schema: Unischema,
+              options: ReaderOptions) -> Reader:
+    """Plans the reads, makes the loader and the pool, and starts ``reader`` on them."""
+    read_schema = _read_schema(store, stored_schema, options)
+    transform_spec = options.transform_spec
     output_schema = transform_schema(read_schema, transform_spec) if transform_spec else read_schema
     pieces = load_row_groups(store)
     files = ParquetFileCache()
+    filters = options.filters
     filter_plan = plan_filters(store, pieces, filters, list(stored_schema.fields)) if filters else None
-    plan = plan_reads(store, pieces, stored_schema, predicate, rowgroup_selector, cur_shard, shard_count,
-                      shuffle_row_groups, shuffle_row_drop_partitions, num_epochs, seed, shard_seed, shard_mode,
-                      shard_remainder, shuffle_buffer_size,
-                      filter_plan.allowed_indexes if filter_plan is not None else None,
-                      lambda index: files.footer(store, pieces[index].path).row_group(pieces[index].row_group).num_rows)
-    cache, cache_args_used, cache_cleanup = _make_cache(*cache_args)
-    if worker_timeout is not None and (not isinstance(worker_timeout, (int, float)) or worker_timeout <= 0):
-        raise ValueError(f"worker_timeout must be a positive number of seconds or None, got {worker_timeout!r}")
-    pool = make_pool(reader_pool_type, _thread_count(reader_pool_type, workers_count, store), worker_timeout)
-    loader = ItemLoader(store, pieces, stored_schema, read_schema, output_schema, batched, transform_spec,
-                        plan.worker_predicate, filter_plan, shuffle_rows, ngram, cache_args_used, dataset_url,
-                        files, parallel_decode=_shares_decoding(pool))
+    plan = plan_reads(
+        store, pieces, stored_schema, options.predicate, options.rowgroup_selector, options.cur_shard,
+        options.shard_count, options.shuffle_row_groups, options.shuffle_row_drop_partitions, options.num_epochs,
+        options.seed, options.shard_seed, options.shard_mode, options.shard_remainder, options.shuffle_buffer_size,
+        filter_plan.allowed_indexes if filter_plan is not None else None,
+        lambda index: files.footer(store, pieces[index].path).row_group(pieces[index].row_group).num_rows)
+    cache, cache_args_used, cache_cleanup = _make_cache(options)
+    kind = options.reader_pool_type
+    pool = make_pool(kind, _thread_count(kind, options.workers_count, store), options.worker_timeout)
+    loader = ItemLoader(store, pieces, stored_schema, read_schema, output_schema, options.batched, transform_spec,
+                        plan.worker_predicate, filter_plan, options.shuffle_rows, options.ngram, cache_args_used,
+                        dataset_url, files, parallel_decode=_shares_decoding(pool))
     loader._cache = cache
-    reader = Reader(output_schema, plan, loader, pool, batched, ngram, results_queue_size, dataset_url, cache,
-                    cache_cleanup)
-    if resume_from is not None:
-        reader.load_state_dict(resume_from)
+    reader._start(output_schema, plan, loader, pool, options.batched, options.ngram, options.results_queue_size,
+                  dataset_url, cache, cache_cleanup)
+    if options.resume_from is not None:
+        reader.load_state_dict(options.resume_from)
     return reader
+
+
+def _build(dataset_url: Any, store: ParquetStore, stored_schema: Unischema, options: ReaderOptions) -> Reader:
+    return _assemble(Reader.__new__(Reader), dataset_url, store, stored_schema, options)
 
 
 def _shares_decoding(pool: Any) -> bool:
@@ -496,8 +539,9 @@ _COMMON_DOC = """
         or a local path; a trailing ``/`` is ignored), or a list of Parquet file URLs.
     :param schema_fields: ``UnischemaField`` objects and/or regular expressions matching whole field names (None:
         every field); ``make_reader`` also takes an :class:`~petastorm.ngram.NGram`.
-    :param reader_pool_type: ``'thread'`` (default), ``'process'`` (forkserver/spawn worker processes) or
-        ``'dummy'`` (read in the calling thread).
+    :param reader_pool_type: ``'thread'`` (default), ``'process'`` (forkserver/spawn worker processes),
+        ``'dummy'`` (read in the calling thread), or a pool object of :mod:`petastorm.workers_pool` (its
+        ``workers_count`` and ``results_queue_size`` are used).
     :param workers_count: number of worker threads or processes (on local storage the thread pool uses at most
         ``os.cpu_count()`` threads).
     :param results_queue_size: how many decoded row groups may wait for the consumer (memory bound: at most
@@ -535,29 +579,42 @@ _COMMON_DOC = """
 """
 
 
+_STORE_ARGUMENTS = ("hdfs_driver", "storage_options", "filesystem", "zmq_copy_buffers")
+
+
 def _open(dataset_url: UrlOrUrls, hdfs_driver: str, storage_options: Any, filesystem: Any) -> ParquetStore:
     return ParquetStore.open(dataset_url, hdfs_driver, storage_options, filesystem)
 
 
-def make_reader(dataset_url: UrlOrUrls, schema_fields: Any = None, reader_pool_type: str = "thread",
-                workers_count: int = 10, results_queue_size: int = 50, seed: int | None = None,
-                shuffle_rows: bool = False, shuffle_row_groups: bool = True, shuffle_row_drop_partitions: int = 1,
-                predicate: Any = None, rowgroup_selector: Any = None, num_epochs: int | None = 1,
-                cur_shard: int | None = None, shard_count: int | None = None, shard_seed: int | None = None,
-                cache_type: str | None = "null", cache_location: str | None = None,
+def _options(batched: bool, arguments: dict) -> ReaderOptions:
+    """The engine's options from a public function's ``locals()`` (the store's arguments left out)."""
+    engine = {k: v for k, v in arguments.items()
+              if k not in _STORE_ARGUMENTS and k not in ("dataset_url", "dataset_url_or_urls", "store")}
+    return ReaderOptions.from_arguments(batched, **engine)
+
+
+def make_reader(dataset_url: UrlOrUrls, schema_fields: Any = None, reader_pool_type: Any = "thread",
+                workers_count: int = 10, pyarrow_serialize: bool = False, results_queue_size: int = 50,
+                seed: int | None = None, shuffle_rows: bool = False, shuffle_row_groups: bool = True,
+                shuffle_row_drop_partitions: int = 1, predicate: Any = None, rowgroup_selector: Any = None,
+                num_epochs: int | None = 1, cur_shard: int | None = None, shard_count: int | None = None,
+                shard_seed: int | None = None, cache_type: str | None = "null", cache_location: str | None = None,
                 cache_size_limit: int | None = None, cache_row_size_estimate: int | None = None,
                 cache_extra_settings: dict | None = None, hdfs_driver: str = "libhdfs3",
                 transform_spec: TransformSpec | None = None, filters: Any = None,
                 storage_options: dict | None = None, zmq_copy_buffers: bool = True,
-                filesystem: Any = None, *, shuffle_buffer_size: int | None = None, shard_mode: str = "row-group",
+                filesystem: Any = None, convert_early_to_numpy: bool = False, *,
+                shuffle_buffer_size: int | None = None, shard_mode: str = "row-group",
                 shard_remainder: str = "drop", resume_from: dict | None = None,
                 worker_timeout: float | None = DEFAULT_WORKER_TIMEOUT_S) -> Reader:
     """A reader yielding one namedtuple per row of a Petastorm dataset, every codec decoded (or one
     ``{offset: namedtuple}`` dict per n-gram when ``schema_fields`` is an NGram).
 
     The predicate's ``do_include`` gets a dict of the predicate's fields of one row; ``transform_spec.func`` gets
-    a row dict and returns one.
+    a row dict and returns one. ``pyarrow_serialize`` (deprecated in the original) has no effect;
+    ``convert_early_to_numpy`` has none either (the original ignored it in ``make_reader``).
     """
+    options = _options(False, locals())
     store = _open(dataset_url, hdfs_driver, storage_options, filesystem)
     try:
         stored_schema = get_schema(store)
@@ -565,15 +622,10 @@ def make_reader(dataset_url: UrlOrUrls, schema_fields: Any = None, reader_pool_t
         warnings.warn(f"{dataset_url} is not a Petastorm dataset (no stored Unischema); make_reader infers the "
                       "schema from Parquet. make_batch_reader reads plain Parquet stores much faster.")
         stored_schema = infer_or_load_unischema(store)
-    return _build(dataset_url, store, stored_schema, False, schema_fields, reader_pool_type, workers_count,
-                  results_queue_size, seed, shuffle_rows, shuffle_row_groups, shuffle_row_drop_partitions,
-                  predicate, rowgroup_selector, num_epochs, cur_shard, shard_count, shard_seed,
-                  (cache_type, cache_location, cache_size_limit, cache_row_size_estimate, cache_extra_settings),
-                  transform_spec, filters, shuffle_buffer_size, shard_mode, shard_remainder, resume_from,
-                  worker_timeout)
+    return _build(dataset_url, store, stored_schema, options)
 
 
-def make_batch_reader(dataset_url_or_urls: UrlOrUrls, schema_fields: Any = None, reader_pool_type: str = "thread",
+def make_batch_reader(dataset_url_or_urls: UrlOrUrls, schema_fields: Any = None, reader_pool_type: Any = "thread",
                       workers_count: int = 10, results_queue_size: int = 50, seed: int | None = None,
                       shuffle_rows: bool = False, shuffle_row_groups: bool = True,
                       shuffle_row_drop_partitions: int = 1, predicate: Any = None, rowgroup_selector: Any = None,
@@ -593,16 +645,11 @@ def make_batch_reader(dataset_url_or_urls: UrlOrUrls, schema_fields: Any = None,
     matrices). On a Petastorm dataset, tensor and image columns are decoded into ``(N, *shape)`` arrays.
     The predicate gets a pandas DataFrame (``do_include_batch``) and returns a boolean mask;
     ``transform_spec.func`` maps a pandas DataFrame to a DataFrame. ``convert_early_to_numpy`` is accepted for
-    compatibility: columns are always converted to numpy in the workers.
+    compatibility: columns are always converted to numpy in the workers, so the output is the same either way.
     """
+    options = _options(True, locals())
     store = _open(dataset_url_or_urls, hdfs_driver, storage_options, filesystem)
-    stored_schema = infer_or_load_unischema(store)
-    return _build(dataset_url_or_urls, store, stored_schema, True, schema_fields, reader_pool_type, workers_count,
-                  results_queue_size, seed, shuffle_rows, shuffle_row_groups, shuffle_row_drop_partitions,
-                  predicate, rowgroup_selector, num_epochs, cur_shard, shard_count, shard_seed,
-                  (cache_type, cache_location, cache_size_limit, cache_row_size_estimate, cache_extra_settings),
-                  transform_spec, filters, shuffle_buffer_size, shard_mode, shard_remainder, resume_from,
-                  worker_timeout)
+    return _build(dataset_url_or_urls, store, infer_or_load_unischema(store), options)
 
 
 make_reader.__doc__ += _COMMON_DOC

@@ -12,12 +12,24 @@ def edit_field(name: str, numpy_dtype: Any, shape: tuple, nullable: bool = False
     return name, numpy_dtype, shape, nullable
 
 
+def _edit_tuple(item: Any) -> tuple:
+    """``(name, numpy_dtype, shape, nullable)`` from a 4-tuple or a :class:`UnischemaField` (its codec is dropped:
+    a transform outputs decoded values)."""
+    if isinstance(item, UnischemaField):
+        return item.name, item.numpy_dtype, item.shape, item.nullable
+    if isinstance(item, tuple) and len(item) == 4:
+        return tuple(item)
+    raise ValueError(f"edit_fields items must be (name, numpy_dtype, shape, nullable) tuples or UnischemaField "
+                     f"objects, got {item!r}")
+
+
 class TransformSpec:
     """A transformation and the schema change it makes.
 
     :param func: optional callable; takes a decoded row dict (``make_reader``) or a pandas DataFrame
         (``make_batch_reader``) and returns the transformed one.
-    :param edit_fields: ``(name, numpy_dtype, shape, nullable)`` tuples of fields the function adds or changes.
+    :param edit_fields: ``(name, numpy_dtype, shape, nullable)`` tuples (or ``UnischemaField`` objects) of fields the
+        function adds or changes.
     :param removed_fields: names of fields removed from the output.
     :param selected_fields: names of the fields to output, in this order (exclusive with ``removed_fields``).
     """
@@ -27,7 +39,7 @@ class TransformSpec:
         if removed_fields is not None and selected_fields is not None:
             raise ValueError("TransformSpec takes either removed_fields or selected_fields, not both")
         self.func = func
-        self.edit_fields = list(edit_fields or [])
+        self.edit_fields = [_edit_tuple(item) for item in edit_fields or []]
         self.removed_fields = list(removed_fields or [])
         self.selected_fields = list(selected_fields) if selected_fields is not None else None
 

@@ -22,6 +22,9 @@ from petastorm._checks import check_ndarray, check_scalar, dtype_name
 __all__ = ["UnischemaField", "Unischema", "dict_to_spark_row", "insert_explicit_nulls", "match_unischema_fields",
            "unischema_to_json", "unischema_from_json"]
 
+#: The original's ``six.string_types``, kept importable from here.
+string_types = (str,)
+
 
 def _fields_as_tuple(field: "UnischemaField") -> tuple:
     # The codec is left out of equality and hashing (as in Petastorm 0.13.1).
@@ -359,3 +362,9 @@ def unischema_from_json(text: Union[str, bytes]) -> Unischema:
         raise ValueError("Unischema JSON must be an object with exactly the keys 'version', 'name' (a string) "
                          "and 'fields' (a list)")
     return Unischema(doc["name"], [_field_from_json(item) for item in doc["fields"]])
+
+
+def _new_gt_255_compatible_namedtuple(*args: Any, **kwargs: Any) -> type:
+    """``collections.namedtuple`` (the original's helper for namedtuples of more than 255 fields; Python 3.7 and
+    later lift that limit, so the standard class serves)."""
+    return namedtuple(*args, **kwargs)

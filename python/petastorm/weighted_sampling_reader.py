@@ -1,5 +1,5 @@
 """Mixing several readers: each sample comes from a reader chosen at random with given probabilities."""
-from __future__ import annotations
+from __future__ import annotations, division
 
 from typing import Any, Sequence
 

@@ -105,8 +105,10 @@ class ParquetFileCache:
 def read_piece_columns(store: ParquetStore, piece: RowGroupPiece, column_names: Sequence[str],
                        files: ParquetFileCache, partition_types: dict | None = None) -> pa.Table:
     """Reads ``column_names`` of one row group through the file cache; a Hive partition column is built from the
-    path, as strings, or cast to ``partition_types[name]`` when given."""
+    path, typed by ``partition_types[name]`` when given, else by the store's :attr:`ParquetStore.partition_types`."""
     partition_values = dict(piece.partition_keys)
+    if partition_values:
+        partition_types = {**store.partition_types, **(partition_types or {})}
     parquet_file = files.open(store, piece.path)
     file_columns = set(parquet_file.schema_arrow.names)
     stored = [name for name in column_names if name not in partition_values]
@@ -119,7 +121,7 @@ def read_piece_columns(store: ParquetStore, piece: RowGroupPiece, column_names: 
     for name in column_names:
         if name in partition_values:
             value = pa.scalar(partition_values[name], pa.string())
-            if partition_types and name in partition_types and partition_types[name] != pa.string():
+            if partition_types.get(name, pa.string()) != pa.string():
                 value = value.cast(partition_types[name])
             columns.append(pa.array([value.as_py()] * table.num_rows, value.type))
         else:

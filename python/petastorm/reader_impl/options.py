@@ -1,0 +1,119 @@
+"""``ReaderOptions``: the public arguments of ``make_reader`` / ``make_batch_reader`` (and of the original's
+``Reader`` constructor), normalised and validated once.
+
+The engine takes the options object whole. Adding a reader option is one field here (with its check in
+:meth:`ReaderOptions.__post_init__` when it needs one) plus the code that uses it.
+"""
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import warnings
+from typing import Any
+
+from petastorm.ngram import NGram
+from petastorm.transform import TransformSpec
+
+__all__ = ["ReaderOptions", "POOL_TYPES", "DEFAULT_WORKER_TIMEOUT_S", "pool_settings"]
+
+POOL_TYPES = ("thread", "process", "dummy")
+DEFAULT_WORKER_TIMEOUT_S = 600.0
+_CACHE_TYPES = (None, "null", "local-disk")
+
+
+def pool_settings(reader_pool_type: Any, workers_count: Any,
+                  results_queue_size: Any) -> tuple[str, Any, Any]:
+    """``(kind, workers_count, results_queue_size)`` from a pool name or from a pool object of
+    :mod:`petastorm.workers_pool` (``ThreadPool(4)`` as in the original), whose settings win."""
+    kind = getattr(reader_pool_type, "engine_kind", None)
+    if kind is None:
+        return reader_pool_type, workers_count, results_queue_size
+    return kind, getattr(reader_pool_type, "workers_count", workers_count), \
+        getattr(reader_pool_type, "results_queue_size", results_queue_size)
+
+
+def _positive_int(name: str, value: Any, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReaderOptions:
+    """What a reader reads and how; built by :meth:`from_arguments` from the public arguments."""
+
+    batched: bool
+    schema_fields: Any = None
+    reader_pool_type: str = "thread"
+    workers_count: int = 10
+    results_queue_size: int = 50
+    seed: int | None = None
+    shuffle_rows: bool = False
+    shuffle_row_groups: bool = True
+    shuffle_row_drop_partitions: int = 1
+    predicate: Any = None
+    rowgroup_selector: Any = None
+    num_epochs: int | None = 1
+    cur_shard: int | None = None
+    shard_count: int | None = None
+    shard_seed: int | None = None
+    cache_type: str | None = "null"
+    cache_location: Any = None
+    cache_size_limit: int | None = None
+    cache_row_size_estimate: int | None = None
+    cache_extra_settings: dict | None = None
+    transform_spec: TransformSpec | None = None
+    filters: Any = None
+    convert_early_to_numpy: bool = False
+    shuffle_buffer_size: int | None = None
+    shard_mode: str = "row-group"
+    shard_remainder: str = "drop"
+    resume_from: dict | None = None
+    worker_timeout: float | None = DEFAULT_WORKER_TIMEOUT_S
+
+    @classmethod
+    def from_arguments(cls, batched: bool, pyarrow_serialize: bool = False, **arguments: Any) -> "ReaderOptions":
+        """Normalises loose arguments (a pool object as ``reader_pool_type``, the deprecated
+        ``pyarrow_serialize``) into one validated object."""
+        if pyarrow_serialize:
+            warnings.warn("pyarrow_serialize is deprecated and has no effect (as in Petastorm 0.13): results of "
+                          "worker processes always travel as raw numpy buffers", DeprecationWarning, stacklevel=3)
+        kind, workers, queue = pool_settings(arguments.get("reader_pool_type", "thread"),
+                                             arguments.get("workers_count", 10),
+                                             arguments.get("results_queue_size", 50))
+        arguments.update(reader_pool_type=kind, workers_count=workers, results_queue_size=queue)
+        return cls(batched=batched, **arguments)
+
+    def __post_init__(self) -> None:
+        if self.reader_pool_type not in POOL_TYPES:
+            raise ValueError(f"Unknown reader_pool_type {self.reader_pool_type!r}; expected one of {POOL_TYPES} "
+                             "or a pool object of petastorm.workers_pool")
+        _positive_int("workers_count", self.workers_count)
+        _positive_int("results_queue_size", self.results_queue_size)
+        fields = self.schema_fields
+        if fields is not None and not isinstance(fields, NGram) and (
+                isinstance(fields, str) or not isinstance(fields, collections.abc.Iterable)):
+            raise ValueError("schema_fields must be None, an NGram, or an iterable of UnischemaField objects and/or "
+                             f"regular expressions, got {fields!r}")
+        if isinstance(fields, NGram) and self.batched:
+            raise ValueError("NGram is not supported by make_batch_reader; use make_reader")
+        if isinstance(fields, NGram) and self.transform_spec is not None:
+            raise NotImplementedError("transform_spec is not supported together with an NGram")
+        if self.cache_type not in _CACHE_TYPES:
+            raise ValueError(f"Unknown cache_type {self.cache_type!r}; expected None, 'null' or 'local-disk'")
+        timeout = self.worker_timeout
+        if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
+                                    or timeout <= 0):
+            raise ValueError(f"worker_timeout must be a positive number of seconds or None, got {timeout!r}")
+
+    @property
+    def ngram(self) -> NGram | None:
+        """The NGram asked for through ``schema_fields``, if any."""
+        return self.schema_fields if isinstance(self.schema_fields, NGram) else None
+
+    @property
+    def cache_args(self) -> tuple:
+        """The cache arguments in :func:`petastorm.cache.make_cache` order."""
+        return (self.cache_type, self.cache_location, self.cache_size_limit, self.cache_row_size_estimate,
+                self.cache_extra_settings)
