@@ -11,7 +11,7 @@ default so that the reported memory belongs to the reader alone.
 Read methods live in :data:`READ_METHODS` (``python``, and ``tf``/``tf_dataset`` through
 ``petastorm.tf_utils``); :func:`register_read_method` adds or replaces one.
 """
-from __future__ import annotations
+from __future__ import annotations, division
 
 import argparse
 import copy
@@ -27,10 +27,22 @@ from concurrent.futures import ProcessPoolExecutor
 from enum import Enum
 from typing import Any, Callable
 
+from petastorm import make_batch_reader, make_reader
+from petastorm.etl.dataset_metadata import get_schema_from_dataset_url
+from petastorm.reader_impl.pickle_serializer import PickleSerializer
+from petastorm.tf_utils import tf_tensors
+from petastorm.unischema import match_unischema_fields
+from petastorm.workers_pool.dummy_pool import DummyPool
+from petastorm.workers_pool.process_pool import ProcessPool
+from petastorm.workers_pool.thread_pool import ThreadPool
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["BenchmarkResult", "MemoryInfo", "WorkerPoolType", "ReadMethod", "READ_METHODS", "register_read_method",
            "reader_throughput", "main"]
+
+# Also importable from here, as in the original module: DummyPool, PickleSerializer, ProcessPool, ThreadPool,
+# get_schema_from_dataset_url, make_reader, match_unischema_fields, tf_tensors (TensorFlow loads only when used).
 
 BenchmarkResult = namedtuple("BenchmarkResult", ["time_mean", "samples_per_second", "memory_info", "cpu"])
 BenchmarkResult.__doc__ = """``time_mean``: seconds per cycle; ``samples_per_second``: rows per second;
@@ -45,18 +57,24 @@ DEFAULT_MIN_AFTER_DEQUEUE_TO_QUEUE_SIZE_RATIO = 0.8
 
 
 class WorkerPoolType(Enum):
-    """The reader's worker pool: threads, processes or none (read in the calling thread)."""
+    """The reader's worker pool: threads, processes or none (read in the calling thread; value ``'dummy'`` as in
+    the original, ``'none'`` is accepted too)."""
 
     THREAD = "thread"
     PROCESS = "process"
-    NONE = "none"
+    NONE = "dummy"
 
     def __str__(self) -> str:
         return self.value
 
+    @classmethod
+    def _missing_(cls, value: object) -> "WorkerPoolType | None":
+        return cls.NONE if value == "none" else None
+
     @property
     def reader_pool_type(self) -> str:
-        return "dummy" if self is WorkerPoolType.NONE else self.value
+        """The ``reader_pool_type`` argument of ``make_reader``."""
+        return self.value
 
 
 class ReadMethod(Enum):
@@ -173,7 +191,7 @@ def reader_throughput(dataset_url: str, field_regex: Any = None, warmup_cycles_c
                       loaders_count: int = 3, profile_threads: bool = False,
                       read_method: ReadMethod = ReadMethod.PYTHON, shuffling_queue_size: int = 500,
                       min_after_dequeue: int = 400, reader_extra_args: dict | None = None,
-                      pyarrow_serialize: bool = False, spawn_new_process: bool = True,
+                      spawn_new_process: bool = True, *, pyarrow_serialize: bool = False,
                       batch_reader: bool = False) -> BenchmarkResult:
     """Opens a reader on ``dataset_url`` (``num_epochs=None``) and measures its throughput.
 
@@ -187,6 +205,9 @@ def reader_throughput(dataset_url: str, field_regex: Any = None, warmup_cycles_c
     :param reader_extra_args: more keyword arguments for the reader.
     :param spawn_new_process: measure in a fresh process (so memory figures are the reader's own).
     :param batch_reader: use ``make_batch_reader`` instead of ``make_reader``.
+
+    The parameters up to ``spawn_new_process`` are the original's, in its order; ``pyarrow_serialize`` and
+    ``batch_reader`` are keyword-only additions.
     """
     arguments = copy.deepcopy(locals())
     pool_type = WorkerPoolType(str(pool_type))
@@ -199,8 +220,6 @@ def reader_throughput(dataset_url: str, field_regex: Any = None, warmup_cycles_c
         arguments["spawn_new_process"] = False
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as executor:
             return executor.submit(throughput.reader_throughput, **arguments).result()
-
-    from petastorm import make_batch_reader, make_reader
 
     extra = dict(reader_extra_args or {})
     if field_regex and "schema_fields" not in extra:
