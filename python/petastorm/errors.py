@@ -9,8 +9,9 @@ class NoDataAvailableError(Exception):
     """No row groups are left to read (e.g. after filtering or sharding)."""
 
 
-class DecodeFieldError(ValueError):
-    """A stored cell could not be decoded by its field's codec."""
+class DecodeFieldError(ValueError, RuntimeError):
+    """A stored cell could not be decoded by its field's codec (a ``RuntimeError`` as in the original, and a
+    ``ValueError``)."""
 
 
 class FieldValueError(TypeError, ValueError):

@@ -19,8 +19,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from petastorm.errors import PetastormMetadataError
+from petastorm.etl.legacy import depickle_legacy_package_name_compatible
 from petastorm.etl.legacy_pickle import safe_loads
-from petastorm.fs_utils import UrlOrUrls
+from petastorm.fs_utils import FilesystemResolver, UrlOrUrls, get_dataset_path, get_filesystem_and_path_or_paths
 from petastorm.parquet_store import ParquetStore, RowGroupPiece, partition_keys_of
 from petastorm.unischema import Unischema, unischema_from_json, unischema_to_json
 
@@ -29,6 +30,9 @@ __all__ = [
     "ROW_GROUPS_PER_FILE_KEY", "legacy_dumps", "materialize_dataset", "write_dataset_metadata",
     "add_to_dataset_metadata", "get_schema", "get_schema_from_dataset_url", "infer_or_load_unischema",
     "load_row_groups",
+    # Re-exported as the original module did.
+    "FilesystemResolver", "Unischema", "depickle_legacy_package_name_compatible", "get_dataset_path",
+    "get_filesystem_and_path_or_paths",
 ]
 
 logger = logging.getLogger(__name__)

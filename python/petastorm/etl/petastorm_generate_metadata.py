@@ -15,11 +15,30 @@ from pydoc import locate
 from typing import Any, Sequence
 
 from petastorm.errors import PetastormMetadataError
-from petastorm.etl.dataset_metadata import add_to_dataset_metadata, get_schema, write_dataset_metadata
+from petastorm.etl import dataset_metadata
+from petastorm.etl.dataset_metadata import (ROW_GROUPS_PER_FILE_KEY, get_schema, materialize_dataset,
+                                            write_dataset_metadata)
+from petastorm.etl.rowgroup_indexing import ROWGROUPS_INDEX_KEY
+from petastorm.fs_utils import FilesystemResolver
 from petastorm.parquet_store import ParquetStore
 from petastorm.unischema import Unischema
+from petastorm.utils import add_to_dataset_metadata
+
+__all__ = ["generate_petastorm_metadata", "main", "example_text", "FilesystemResolver", "ROWGROUPS_INDEX_KEY",
+           "ROW_GROUPS_PER_FILE_KEY", "Unischema", "add_to_dataset_metadata", "get_schema", "materialize_dataset"]
 
 _ARROW_SCHEMA_KEY = b"ARROW:schema"
+
+example_text = """Examples (replace the URL and the schema's dotted path with yours):
+
+Reuse the schema already stored in the dataset:
+    petastorm-generate-metadata --dataset_url file:///tmp/hello_world_dataset
+
+Store a schema defined in your code, and write the _metadata summary file with a local Spark:
+    petastorm-generate-metadata --dataset_url hdfs:///datasets/hello_world \\
+        --unischema_class examples.hello_world.generate_petastorm_dataset.HelloWorldSchema \\
+        --use-summary-metadata --master local[4]
+"""
 
 
 def _locate_schema(unischema_class: str) -> Unischema:
@@ -62,15 +81,17 @@ def generate_petastorm_metadata(spark: Any, dataset_url: str, unischema_class: s
             raise ValueError("use_summary_metadata needs a SparkSession")
         _write_summary_metadata(spark, dataset_url)
         # parquet-mr rewrote _common_metadata from the footers: put the previous keys back first.
-        add_to_dataset_metadata(ParquetStore.open(dataset_url, hdfs_driver, storage_options), previous)
+        dataset_metadata.add_to_dataset_metadata(ParquetStore.open(dataset_url, hdfs_driver, storage_options), previous)
     write_dataset_metadata(dataset_url, schema, storage_options)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="petastorm-generate-metadata",
-                                     description="Add the Petastorm metadata to an existing Parquet dataset.")
-    parser.add_argument("--dataset_url", required=True, help="URL of the dataset base directory")
-    parser.add_argument("--unischema_class",
+                                     description="Add the Petastorm metadata to an existing Parquet dataset.",
+                                     epilog=example_text, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset_url", "--dataset-url", dest="dataset_url", required=True,
+                        help="URL of the dataset base directory")
+    parser.add_argument("--unischema_class", "--unischema-class", dest="unischema_class",
                         help="fully qualified name of the dataset's Unischema (e.g. "
                              "examples.hello_world.generate_petastorm_dataset.HelloWorldSchema); by default the "
                              "schema already in the dataset is reused")
@@ -96,6 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         generate_petastorm_metadata(spark, args.dataset_url, args.unischema_class, args.use_summary_metadata,
                                     args.hdfs_driver)
     return 0
+
+
+def _main(args: Sequence[str]) -> None:
+    """Runs the tool on an argument list, e.g. ``_main(['--dataset_url', 'file:///tmp/ds'])``."""
+    main(list(args))
 
 
 if __name__ == "__main__":

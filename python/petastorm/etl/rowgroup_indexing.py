@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from petastorm.errors import PetastormMetadataError
 from petastorm.etl import RowGroupIndexerBase
 from petastorm.etl.dataset_metadata import (add_to_dataset_metadata, get_schema, legacy_dumps, load_json_or_pickle,
                                             load_row_groups)
+from petastorm.etl.legacy import depickle_legacy_package_name_compatible  # noqa: F401 (re-export)
 from petastorm.etl.rowgroup_indexers import indexer_from_json_dict
+from petastorm.fs_utils import FilesystemResolver  # noqa: F401 (re-export)
 from petastorm.parquet_store import ParquetStore, RowGroupPiece
 from petastorm.reader_impl.row_group_io import ParquetFileCache, decode_rows, read_piece_columns
 from petastorm.unischema import Unischema
@@ -25,7 +27,24 @@ logger = logging.getLogger(__name__)
 ROWGROUPS_INDEX_KEY = b"dataset-toolkit.rowgroups_index.v1"
 ROWGROUPS_INDEX_JSON_KEY = b"petastorm.rowgroups_index.json.v1"
 
-_MAX_SLICES = 2000
+# The most Spark partitions (slices) the row groups are spread over when building indexes.
+PARALLEL_SLICE_NUM = 2000
+
+
+class PieceInfo(NamedTuple):
+    """The original's description of one row group to index: piece index, file path, row group, Hive keys.
+
+    Kept for code that builds these; :func:`build_rowgroup_index` ships ``RowGroupPiece`` objects instead.
+    """
+
+    piece_index: int
+    path: str
+    row_group: int
+    partition_keys: Any
+
+
+class _NoRowGroupIndexError(PetastormMetadataError, ValueError):
+    """The dataset has no row-group index: a ValueError as in the original, and a PetastormMetadataError."""
 
 
 def _index_pieces(indexed_pieces: list[tuple[int, RowGroupPiece]], dataset_url: str, hdfs_driver: str,
@@ -67,7 +86,7 @@ def build_rowgroup_index(dataset_url: str, spark_context: Any, indexers: Sequenc
     schema = get_schema(store)
 
     start = time.time()
-    built = (spark_context.parallelize(pieces, min(len(pieces), _MAX_SLICES))
+    built = (spark_context.parallelize(pieces, min(len(pieces), PARALLEL_SLICE_NUM))
              .mapPartitions(lambda part: [_index_pieces(list(part), dataset_url, hdfs_driver, storage_options,
                                                         indexers, schema)])
              .reduce(_combine))
@@ -83,16 +102,19 @@ def build_rowgroup_index(dataset_url: str, spark_context: Any, indexers: Sequenc
 def get_row_group_indexes(dataset: ParquetStore | str) -> dict[str, RowGroupIndexerBase]:
     """The row-group indexes stored in the dataset, as ``{index name: indexer}``.
 
-    :raises PetastormMetadataError: the dataset has no index, or it cannot be loaded.
+    :raises PetastormMetadataError: the dataset has no index (then also a ``ValueError``, as in the original), or it
+        cannot be loaded.
     """
     store = dataset if isinstance(dataset, ParquetStore) else ParquetStore.open(dataset)
+    if not {ROWGROUPS_INDEX_JSON_KEY, ROWGROUPS_INDEX_KEY} & set(store.key_value_metadata()):
+        raise _NoRowGroupIndexError(f"{store.root} has no row-group index; build one with "
+                                    f"petastorm.etl.rowgroup_indexing.build_rowgroup_index")
 
     def from_json(text: str) -> dict[str, RowGroupIndexerBase]:
         return {entry["index_name"]: indexer_from_json_dict(entry) for entry in json.loads(text)["indexes"]}
 
-    index_dict = load_json_or_pickle(
-        store, ROWGROUPS_INDEX_JSON_KEY, from_json, ROWGROUPS_INDEX_KEY, "row-group index",
-        f"{store.root} has no row-group index; build one with petastorm.etl.rowgroup_indexing.build_rowgroup_index")
+    index_dict = load_json_or_pickle(store, ROWGROUPS_INDEX_JSON_KEY, from_json, ROWGROUPS_INDEX_KEY,
+                                     "row-group index", f"{store.root} has no row-group index")
     if not isinstance(index_dict, dict) or \
             not all(isinstance(indexer, RowGroupIndexerBase) for indexer in index_dict.values()):
         raise PetastormMetadataError(f"{ROWGROUPS_INDEX_KEY.decode()} of {store.root} is not a dict of indexers")

@@ -2,19 +2,29 @@
 
     petastorm-copy-dataset SOURCE_URL TARGET_URL [--field-regex RE ...] [--not-null-fields F ...]
                            [--partition-count N] [--row-group-size-mb MB] [--overwrite-output] [--master M]
+                           [--spark-session-config KEY=VALUE ...]
 
 The target is a Petastorm dataset of its own (schema restricted to the copied fields, fresh metadata).
 """
 from __future__ import annotations
 
 import argparse
-import functools
 import operator
 import sys
+from functools import reduce
 from typing import Any, Sequence
 
 from petastorm.etl.dataset_metadata import get_schema_from_dataset_url, materialize_dataset
+from petastorm.fs_utils import FilesystemResolver
+from petastorm.tools.spark_session_cli import (add_configure_spark_arguments, configure_spark,
+                                               spark_session_config_to_dict)
 from petastorm.unischema import match_unischema_fields
+
+__all__ = ["copy_dataset", "args_parser", "main", "FilesystemResolver", "add_configure_spark_arguments",
+           "configure_spark", "get_schema_from_dataset_url", "match_unischema_fields", "materialize_dataset"]
+
+# Few rows per row group: read the source in large splits rather than one Spark partition per few rows.
+_MAX_PARTITION_BYTES = {"spark.sql.files.maxPartitionBytes": "1010612736"}
 
 
 def copy_dataset(spark: Any, source_url: str, target_url: str, field_regex: Sequence[str] | None,
@@ -42,13 +52,14 @@ def copy_dataset(spark: Any, source_url: str, target_url: str, field_regex: Sequ
     with materialize_dataset(spark, target_url, schema, row_group_size_mb):
         frame = spark.read.parquet(source_url).select(*schema.fields)
         if not_null_fields:
-            frame = frame.filter(functools.reduce(operator.and_, (frame[f].isNotNull() for f in not_null_fields)))
+            frame = frame.filter(reduce(operator.and_, (frame[f].isNotNull() for f in not_null_fields)))
         if partitions_count:
             frame = frame.repartition(partitions_count)
         frame.write.mode("overwrite" if overwrite_output else "error").parquet(target_url)
 
 
-def _parser() -> argparse.ArgumentParser:
+def args_parser() -> argparse.ArgumentParser:
+    """The command-line parser of ``petastorm-copy-dataset`` (Spark options included)."""
     parser = argparse.ArgumentParser(prog="petastorm-copy-dataset", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source_url", help="URL of the source Petastorm dataset")
@@ -61,19 +72,28 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--row-group-size-mb", type=int, help="row-group size of the target")
     parser.add_argument("--hdfs-driver", default="libhdfs3", choices=["libhdfs", "libhdfs3"],
                         help="accepted for compatibility; pyarrow has one HDFS driver")
-    parser.add_argument("--master", help="Spark master, e.g. local[4]")
+    add_configure_spark_arguments(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point."""
-    args = _parser().parse_args(argv)
+    """Command-line entry point (``argv`` defaults to ``sys.argv[1:]``).
+
+    Runs on the active SparkSession if there is one, else on a new one stopped at the end.
+    """
+    args = args_parser().parse_args(argv)
     from petastorm.spark.session import cli_session
 
-    with cli_session("petastorm-copy-dataset", args.master) as spark:
+    conf = {**_MAX_PARTITION_BYTES, **spark_session_config_to_dict(args.spark_session_config)}
+    with cli_session("petastorm-copy-dataset", args.master, conf) as spark:
         copy_dataset(spark, args.source_url, args.target_url, args.field_regex, args.not_null_fields,
                      args.overwrite_output, args.partition_count, args.row_group_size_mb, args.hdfs_driver)
     return 0
+
+
+def _main(sys_argv: Sequence[str]) -> None:
+    """Runs the tool on an argument list, e.g. ``_main([source_url, target_url, '--overwrite-output'])``."""
+    main(list(sys_argv))
 
 
 if __name__ == "__main__":
