@@ -19,7 +19,6 @@ import collections.abc
 import decimal
 import logging
 import os
-import random
 import warnings
 from typing import Any, Callable, Iterator
 
@@ -29,6 +28,9 @@ from torch.utils.data import IterableDataset, get_worker_info
 from torch.utils.data.dataloader import default_collate
 
 from petastorm._batching import BatchBuffers, rebatch_columns
+from petastorm.reader_impl.pytorch_shuffling_buffer import BatchedRandomShufflingBuffer
+from petastorm.reader_impl.shuffling_buffer import (UNBOUNDED_EXTRA_CAPACITY, NoopShufflingBuffer,
+                                                    RandomShufflingBuffer)
 
 __all__ = ["DataLoader", "BatchedDataLoader", "InMemBatchedDataLoader", "PetastormIterableDataset",
            "decimal_friendly_collate"]
@@ -114,146 +116,14 @@ def decimal_friendly_collate(batch: list) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Shuffling buffers of rows (DataLoader) and of torch tensors (BatchedDataLoader).
-
-class _NoopShufflingBuffer:
-    def __init__(self) -> None:
-        self._items: collections.deque = collections.deque()
-
-    def add_many(self, items: list) -> None:
-        self._items.extend(items)
-
-    def can_retrieve(self) -> bool:
-        return bool(self._items)
-
-    def retrieve(self) -> Any:
-        return self._items.popleft()
-
-    def finish(self) -> None:
-        pass
+# Shuffling buffers live in petastorm.reader_impl: rows (DataLoader) and torch-tensor columns (BatchedDataLoader).
 
 
-class _RandomShufflingBuffer:
-    """Rows go in; once more than ``min_after_retrieve`` are held, a uniformly chosen one comes out."""
-
-    def __init__(self, min_after_retrieve: int, seed: int | None = None) -> None:
-        self._items: list = []
-        self._min_after_retrieve = min_after_retrieve
-        self._done = False
-        self._random = random.Random(seed)
-
-    def add_many(self, items: list) -> None:
-        self._items.extend(items)
-
-    def can_retrieve(self) -> bool:
-        return len(self._items) > self._min_after_retrieve or (self._done and bool(self._items))
-
-    def retrieve(self) -> Any:
-        i = self._random.randrange(len(self._items))
-        self._items[i], self._items[-1] = self._items[-1], self._items[i]
-        return self._items.pop()
-
-    def finish(self) -> None:
-        self._done = True
-
-
-class _BatchedRandomShufflingBuffer:
-    """Column arrays go into preallocated buffers; each batch is a uniformly random sample of the rows held.
-
-    Columns are numpy arrays (kept in numpy buffers: numpy copies strided views fast) or torch tensors (from a
-    user's ``transform_fn``; kept in torch buffers). A batch is drawn without replacement from all rows held,
-    gathered in one indexed copy, and the holes it leaves are filled with the last rows held (at most
-    ``batch_size`` rows move), so every row comes out exactly once and no per-row Python runs. The buffers start
-    at ``capacity`` rows and grow by doubling when a column batch does not fit. Retrieval needs
-    ``min_after_retrieve + batch_size - 1`` rows held (any number after :meth:`finish`).
-    """
-
-    def __init__(self, capacity: int, min_after_retrieve: int, batch_size: int, seed: int | None = None) -> None:
-        self.batch_size = batch_size
-        self._capacity = capacity
-        self._min_after_retrieve = min_after_retrieve
-        self._items: list | None = None
-        self._size = 0
-        self._done = False
-        self._rng = np.random.default_rng(seed)
-        self._buffers = BatchBuffers()
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def add_many(self, items: list) -> None:
-        if self._done:
-            raise RuntimeError("Can not add items after finish() was called")
-        n = len(items[0])
-        new_size = self._size + n
-        if self._items is None:
-            capacity = self._capacity
-            while capacity < new_size:
-                capacity *= 2
-            self._items = [_empty_like_rows(v, capacity) for v in items]
-        elif new_size > len(self._items[0]):
-            capacity = len(self._items[0])
-            while capacity < new_size:
-                capacity *= 2
-            grown = []
-            for t in self._items:
-                bigger = _empty_like_rows(t, capacity)
-                bigger[:self._size] = t[:self._size]
-                grown.append(bigger)
-            self._items = grown
-        for t, v in zip(self._items, items):
-            _assign(t, self._size, new_size, v)
-        self._size = new_size
-
-    def can_add(self) -> bool:
-        return self._size < self._capacity and not self._done
-
-    def can_retrieve(self) -> bool:
-        # (size > 0: with min_after_retrieve 0 and batch_size 1 the threshold is 0, and an empty buffer must not
-        # yield empty batches forever)
-        return self._size > 0 and (self._size >= self._min_after_retrieve + self.batch_size - 1 or self._done)
-
-    def retrieve(self) -> list:
-        n = min(self.batch_size, self._size)
-        size = self._size
-        idx = self._rng.choice(size, n, replace=False) if n < size else self._rng.permutation(size)
-        keep = size - n
-        holes = idx[idx < keep]
-        if len(holes):
-            drawn_from_tail = np.zeros(n, dtype=bool)
-            drawn_from_tail[idx[idx >= keep] - keep] = True
-            movers = keep + np.flatnonzero(~drawn_from_tail)
-        batch = []
-        for t in self._items:
-            if isinstance(t, np.ndarray):
-                out = self._buffers.empty((n,) + t.shape[1:], t.dtype)
-                np.take(t, idx, axis=0, out=out)
-                batch.append(torch.from_numpy(out))
-                if len(holes):
-                    t[holes] = t[movers]
-            else:
-                batch.append(t[torch.from_numpy(idx)])
-                if len(holes):
-                    t[torch.from_numpy(holes)] = t[torch.from_numpy(movers)]
-        self._size = keep
-        return batch
-
-    def finish(self) -> None:
-        self._done = True
-
-
-def _empty_like_rows(value: Any, rows: int) -> Any:
-    if isinstance(value, np.ndarray):
-        return np.empty((rows,) + value.shape[1:], dtype=value.dtype)
-    return torch.empty((rows,) + tuple(value.shape[1:]), dtype=value.dtype, device=value.device)
-
-
-def _assign(target: Any, start: int, end: int, value: Any) -> None:
-    if isinstance(target, np.ndarray):
-        target[start:end] = value
-    else:
-        target[start:end] = torch.as_tensor(value)
+def _BatchedRandomShufflingBuffer(capacity: int, min_after_retrieve: int, batch_size: int,  # noqa: N802
+                                  seed: int | None = None) -> BatchedRandomShufflingBuffer:
+    """The column buffer :class:`BatchedDataLoader` shuffles in (no bound on the rows one ``add_many`` adds)."""
+    return BatchedRandomShufflingBuffer(capacity, min_after_retrieve, UNBOUNDED_EXTRA_CAPACITY, batch_size,
+                                        seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -328,9 +198,11 @@ class DataLoader(LoaderBase):
     def _iter_impl(self) -> Iterator:
         self._batch_acc = []
         if self.shuffling_queue_capacity > 0:
-            buffer: Any = _RandomShufflingBuffer(self.shuffling_queue_capacity - 1, self.seed)
+            # A row comes out once the buffer holds shuffling_queue_capacity rows.
+            buffer: Any = RandomShufflingBuffer(self.shuffling_queue_capacity, self.shuffling_queue_capacity,
+                                                UNBOUNDED_EXTRA_CAPACITY, seed=self.seed)
         else:
-            buffer = _NoopShufflingBuffer()
+            buffer = NoopShufflingBuffer()
         keys = None
         for row in self.reader:
             row_as_dict = row._asdict()

@@ -19,7 +19,8 @@ import numpy as np
 
 from petastorm._batching import BatchBuffers, rebatch_columns
 
-__all__ = ["make_petastorm_dataset", "tf_tensors", "RANDOM_SHUFFLING_QUEUE_SIZE"]
+__all__ = ["make_petastorm_dataset", "tf_tensors", "RANDOM_SHUFFLING_QUEUE_SIZE", "date_to_nsec_from_epoch",
+           "make_namedtuple_tf_ngram"]
 
 # Name of the op reporting the size of the shuffling queue created by tf_tensors (for diagnostics).
 RANDOM_SHUFFLING_QUEUE_SIZE = "random_shuffling_queue_size"
@@ -52,8 +53,12 @@ def _numpy_to_tf_dtype(numpy_dtype: Any, field_name: str = "?") -> Any:
     return getattr(_tf(), name)
 
 
+class _NullValueError(ValueError, RuntimeError):
+    """A null value where TensorFlow needs one; a ValueError, and the RuntimeError Petastorm 0.13.1 raised."""
+
+
 def _null_error(name: str) -> ValueError:
-    return ValueError(f"Field '{name}' has a null (None) value, which TensorFlow tensors cannot hold. Filter "
+    return _NullValueError(f"Field '{name}' has a null (None) value, which TensorFlow tensors cannot hold. Filter "
                       f"such rows out with a predicate, or fill the nulls before writing the dataset.")
 
 
@@ -61,6 +66,12 @@ def _date_to_nsec(value: datetime.date) -> int:
     if isinstance(value, datetime.datetime):
         return int(np.datetime64(value.replace(tzinfo=None), "ns").astype(np.int64))
     return timegm(value.timetuple()) * 1_000_000_000
+
+
+def date_to_nsec_from_epoch(dt: datetime.date) -> int:
+    """Nanoseconds from the Unix epoch to ``dt`` (a date: its midnight; a datetime: its wall-clock time, with the
+    time zone ignored) as TensorFlow receives date fields."""
+    return _date_to_nsec(dt)
 
 
 def _datetime_to_ns(value: Any) -> Any:
@@ -290,3 +301,34 @@ def _shuffling_queue(capacity: int, min_after_dequeue: int, dtypes: list, tensor
     queue.size(name=RANDOM_SHUFFLING_QUEUE_SIZE)
     v1.train.add_queue_runner(v1.train.QueueRunner(queue, [queue.enqueue(tensors)]))
     return queue.dequeue()
+
+
+# -- the original's helpers, by their names -----------------------------------------------------------------------
+
+def _numpy_to_tf_dtypes(numpy_dtype: Any) -> Any:
+    """The TensorFlow dtype for a numpy scalar type (ValueError when there is none). Warns (``UnicodeWarning``)
+    for ``np.str_``: TensorFlow strings are bytes."""
+    if numpy_dtype is np.str_:
+        warnings.warn("Tensorflow will convert all unicode strings back to bytes type. You may need to decode values.",
+                      UnicodeWarning)
+    return _numpy_to_tf_dtype(numpy_dtype)
+
+
+def _sanitize_field_tf_types(sample: Any) -> Any:
+    """A namedtuple of the same type with values TensorFlow takes: Decimal as a string, uint16/uint32 arrays as
+    int32/int64, dates and datetime64 as int64 nanoseconds from the epoch, unicode as UTF-8 bytes. A None value
+    raises (a ``RuntimeError`` that is also a ``ValueError``)."""
+    return _sanitize_tuple(sample, dict.fromkeys(sample._fields))
+
+
+def make_namedtuple_tf_ngram(unischema: Any, ngram: Any, *args: Any, **kargs: Any) -> dict:
+    """``{timestep: namedtuple}`` for an n-gram from flat values: ``args`` hold the fields of each timestep in turn
+    (in the order of the timestep's schema view), and ``kargs[str(timestep)]`` a dict of keyword values."""
+    result = {}
+    used = 0
+    for timestep in range(min(ngram.fields), max(ngram.fields) + 1):
+        view = ngram.get_schema_at_timestep(schema=unischema, timestep=timestep)
+        count = len(view.fields)
+        result[timestep] = view._get_namedtuple()(*args[used:used + count], **kargs.get(str(timestep), {}))
+        used += count
+    return result

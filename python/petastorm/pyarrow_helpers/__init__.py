@@ -1,0 +1,1 @@
+"""Helpers over pyarrow tables (the original's ``petastorm.pyarrow_helpers`` package)."""
