@@ -30,14 +30,17 @@ import os
 import shutil
 import threading
 import warnings
-from typing import Any, Iterator
+from typing import Any, Iterator, List  # noqa: F401 - List: a name of the original module
 from urllib.parse import urlparse
 
 import numpy as np
 
+from petastorm import make_batch_reader
 from petastorm._npy import read_npy_header
+from petastorm.fs_utils import FilesystemResolver, get_filesystem_and_path_or_paths, normalize_dir_url  # noqa: F401
 
-__all__ = ["SparkDatasetConverter", "make_spark_converter", "normalize_dbfs_url", "register_delete_dir_handler"]
+__all__ = ["SparkDatasetConverter", "make_spark_converter", "normalize_dbfs_url", "register_delete_dir_handler",
+           "CachedDataFrameMeta", "TFDatasetContextManager", "TorchDatasetContextManager"]
 
 logger = logging.getLogger(__name__)
 
@@ -358,7 +361,6 @@ def _write_metadata(python_url: str, encoded: list[str]) -> None:
 
     from petastorm.codecs import NdarrayCodec
     from petastorm.etl.dataset_metadata import write_dataset_metadata
-    from petastorm.fs_utils import get_filesystem_and_path_or_paths
     from petastorm.unischema import Unischema, UnischemaField
 
     fs, path = get_filesystem_and_path_or_paths(python_url)
@@ -437,12 +439,25 @@ def cache_key(spark: Any, df: Any, options: dict) -> tuple[str, bool]:
     return digest[:32], stable
 
 
-class _CacheEntry:
-    def __init__(self, key: str, plan: Any, spark_url: str, python_url: str, created: bool):
-        self.key, self.plan, self.spark_url, self.python_url, self.created = key, plan, spark_url, python_url, created
+class CachedDataFrameMeta:
+    """A DataFrame materialised by the converter: its analyzed plan (not the DataFrame, which stays collectable),
+    the options and ``cache_dir_url``, the dataset directory (None until written)."""
+
+    def __init__(self, df: Any, parent_cache_dir_url: str, row_group_size: int, compression_codec: str,
+                 dtype: str | None):
+        self.df_plan = _plan(df)
+        self.parent_cache_dir_url, self.row_group_size = parent_cache_dir_url, row_group_size
+        self.compression_codec, self.dtype = compression_codec, dtype
+        self.cache_dir_url: str | None = None
+
+    @classmethod
+    def create_cached_dataframe_meta(cls, df: Any, parent_cache_dir_url: str, row_group_size: int,
+                                     compression_codec: str, dtype: str | None) -> "CachedDataFrameMeta":
+        """Materialises ``df`` under ``parent_cache_dir_url`` (or finds its cache) and returns its entry."""
+        return _materialize(df.sparkSession, df, parent_cache_dir_url, row_group_size, compression_codec, dtype)
 
 
-_registry: dict[str, _CacheEntry] = {}
+_registry: dict[str, CachedDataFrameMeta] = {}
 _registry_lock = threading.Lock()
 _created_dirs: set[str] = set()
 
@@ -467,12 +482,17 @@ def register_delete_dir_handler(handler: Any) -> None:
     _delete_dir_handler = handler or _default_delete_dir_handler
 
 
+def _delete_cache_data_atexit(dataset_url: str) -> None:
+    """Deletes a cache directory with the registered handler; a failure is logged, not raised."""
+    try:
+        _delete_dir_handler(dataset_url)
+    except Exception as e:  # noqa: BLE001 - best effort at exit
+        logger.warning("Deleting the converter cache %s failed: %r", dataset_url, e)
+
+
 def _delete_created_at_exit() -> None:
     for url in sorted(_created_dirs):
-        try:
-            _delete_dir_handler(url)
-        except Exception as e:  # noqa: BLE001 - best effort at exit
-            logger.warning("Deleting the converter cache %s failed: %r", url, e)
+        _delete_cache_data_atexit(url)
     _created_dirs.clear()
 
 
@@ -480,8 +500,6 @@ atexit.register(_delete_created_at_exit)
 
 
 def _marker_matches(python_url: str, key: str) -> bool:
-    from petastorm.fs_utils import get_filesystem_and_path_or_paths
-
     try:
         fs, path = get_filesystem_and_path_or_paths(_join(python_url, _MARKER))
         with fs.open_input_stream(path) as stream:
@@ -491,32 +509,30 @@ def _marker_matches(python_url: str, key: str) -> bool:
 
 
 def _write_marker(python_url: str, info: dict) -> None:
-    from petastorm.fs_utils import get_filesystem_and_path_or_paths
-
     fs, path = get_filesystem_and_path_or_paths(_join(python_url, _MARKER))
     with fs.open_output_stream(path) as stream:
         stream.write(json.dumps(info, sort_keys=True).encode("utf-8"))
 
 
 def _materialize(spark: Any, df: Any, parent_url: str, row_group_size_bytes: int, compression_codec: str,
-                 dtype: str | None) -> _CacheEntry:
+                 dtype: str | None) -> CachedDataFrameMeta:
     options = {"row_group_size_bytes": int(row_group_size_bytes), "compression": compression_codec, "dtype": dtype,
                "writer": "petastorm" if petastorm_source_available(spark) else "parquet", "parent": parent_url}
     key, stable = cache_key(spark, df, options)
     with _registry_lock:
         entry = _registry.get(key)
-        if entry is not None and (stable or entry.plan.sameResult(_plan(df))):
+        if entry is not None and (stable or entry.df_plan.sameResult(_plan(df))):
             return entry
         spark_url, python_url = normalize_dbfs_url(_join(parent_url, _CACHE_PREFIX + key))
+        entry = CachedDataFrameMeta(df, parent_url, row_group_size_bytes, compression_codec, dtype)
+        entry.cache_dir_url = python_url
         if _marker_matches(python_url, key):
             logger.info("Reusing the converter cache %s", python_url)
-            entry = _CacheEntry(key, _plan(df), spark_url, python_url, created=False)
         else:
             writer = _write_dataset(spark, df, dtype, spark_url, python_url, row_group_size_bytes, compression_codec)
             _write_marker(python_url, {"key": key, "writer": writer, "options": options,
                                        "application": spark.sparkContext.applicationId})
             _created_dirs.add(python_url)
-            entry = _CacheEntry(key, _plan(df), spark_url, python_url, created=True)
             logger.info("Materialised the DataFrame at %s (%s writer)", python_url, writer)
         _registry[key] = entry
         return entry
@@ -535,21 +551,26 @@ def _data_files(python_url: str) -> tuple[list[str], int]:
     return [_join(python_url, path) for path in files], rows
 
 
-def _horovod_rank_and_size() -> tuple[int | None, int | None]:
+def _get_horovod_rank_and_size() -> tuple[int | None, int | None]:
+    """(rank, size) from the Horovod/Open MPI/PMI environment variables; (None, None) when not set (or half set)."""
     for rank_var, size_var in (("HOROVOD_RANK", "HOROVOD_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
                                ("PMI_RANK", "PMI_SIZE")):
         rank, size = os.environ.get(rank_var), os.environ.get(size_var)
-        if rank is not None and size is not None:
-            return int(rank), int(size)
+        if rank is not None or size is not None:
+            return (int(rank), int(size)) if rank is not None and size is not None else (None, None)
     return None, None
 
 
-def _check_shard_args(kwargs: dict) -> None:
-    rank, size = _horovod_rank_and_size()
+def _check_rank_and_size_consistent_with_horovod(petastorm_reader_kwargs: dict) -> bool:
+    """False (with a warning) when ``cur_shard``/``shard_count`` differ from the Horovod rank and size."""
+    kwargs = petastorm_reader_kwargs
+    rank, size = _get_horovod_rank_and_size()
     if rank is not None and (kwargs.get("cur_shard") != rank or kwargs.get("shard_count") != size):
         logger.warning("cur_shard=%s and shard_count=%s differ from the Horovod rank %d and size %d: to train each "
                        "worker on its own shard, pass cur_shard=hvd.rank() and shard_count=hvd.size()",
                        kwargs.get("cur_shard"), kwargs.get("shard_count"), rank, size)
+        return False
+    return True
 
 
 class SparkDatasetConverter:
@@ -576,12 +597,13 @@ class SparkDatasetConverter:
             if reserved in kwargs:
                 raise TypeError(f"{reserved} is set by the converter")
         kwargs = dict(kwargs, num_epochs=num_epochs, workers_count=workers_count or 4)
-        _check_shard_args(kwargs)
+        _check_rank_and_size_consistent_with_horovod(kwargs)
         return kwargs
 
     def make_tf_dataset(self, batch_size: int | None = None, prefetch: int | None = None,
                         num_epochs: int | None = None, workers_count: int | None = None,
-                        shuffling_queue_capacity: int | None = None, **petastorm_reader_kwargs: Any) -> "_TFContext":
+                        shuffling_queue_capacity: int | None = None,
+                        **petastorm_reader_kwargs: Any) -> "TFDatasetContextManager":
         """A context manager yielding a ``tf.data.Dataset`` of batches (namedtuples of tensors).
 
         :param batch_size: rows per batch (None: 32).
@@ -596,12 +618,14 @@ class SparkDatasetConverter:
         if num_epochs is None:
             warnings.warn("make_tf_dataset(num_epochs=None) yields an infinite dataset (as the original): give Keras "
                           "fit a steps_per_epoch, or pass num_epochs=1", UserWarning, stacklevel=2)
-        return _TFContext(self.cache_dir_url, batch_size or 32, prefetch, shuffling_queue_capacity,
-                          self._reader_kwargs(petastorm_reader_kwargs, num_epochs, workers_count))
+        return TFDatasetContextManager(self.cache_dir_url, batch_size, prefetch,
+                                       self._reader_kwargs(petastorm_reader_kwargs, num_epochs, workers_count),
+                                       shuffling_queue_capacity)
 
     def make_torch_dataloader(self, batch_size: int = 32, num_epochs: int | None = None,
                               workers_count: int | None = None, shuffling_queue_capacity: int = 0,
-                              data_loader_fn: Any = None, **petastorm_reader_kwargs: Any) -> "_TorchContext":
+                              data_loader_fn: Any = None,
+                              **petastorm_reader_kwargs: Any) -> "TorchDatasetContextManager":
         """A context manager yielding a loader of batches (dicts of tensors).
 
         :param batch_size: rows per batch.
@@ -613,8 +637,9 @@ class SparkDatasetConverter:
             :class:`petastorm.pytorch.BatchedDataLoader` is much faster for numeric data.
         :param petastorm_reader_kwargs: other :func:`petastorm.make_batch_reader` arguments.
         """
-        return _TorchContext(self.cache_dir_url, batch_size, shuffling_queue_capacity, data_loader_fn,
-                             self._reader_kwargs(petastorm_reader_kwargs, num_epochs, workers_count))
+        return TorchDatasetContextManager(self.cache_dir_url, batch_size,
+                                          self._reader_kwargs(petastorm_reader_kwargs, num_epochs, workers_count),
+                                          shuffling_queue_capacity, data_loader_fn)
 
     def delete(self) -> None:
         """Deletes the materialised directory - only a converter cache this session created or reused, never a
@@ -622,33 +647,48 @@ class SparkDatasetConverter:
         if not self._owned:
             warnings.warn(f"{self.cache_dir_url} was given by the caller; the converter does not delete it")
             return
-        with _registry_lock:
-            for key, entry in list(_registry.items()):
-                if entry.python_url == self.cache_dir_url:
-                    del _registry[key]
-            _created_dirs.discard(self.cache_dir_url)
-        _delete_dir_handler(self.cache_dir_url)
+        _remove_cache_metadata_and_data(self.cache_dir_url)
 
 
-class _TFContext:
-    def __init__(self, url: str, batch_size: int, prefetch: int | None, shuffling_queue_capacity: int | None,
-                 reader_kwargs: dict):
-        self.url, self.batch_size, self.prefetch = url, batch_size, prefetch
-        self.shuffling_queue_capacity, self.reader_kwargs = shuffling_queue_capacity, reader_kwargs
+def _remove_cache_metadata_and_data(cache_dir_url: str) -> None:
+    """Forgets the cache entry of ``cache_dir_url`` and deletes the directory with the registered handler."""
+    with _registry_lock:
+        for key, entry in list(_registry.items()):
+            if entry.cache_dir_url == cache_dir_url:
+                del _registry[key]
+        _created_dirs.discard(cache_dir_url)
+    _delete_dir_handler(cache_dir_url)
+
+
+class TFDatasetContextManager:
+    """Opens a batch reader on entry and yields a ``tf.data.Dataset`` of batches; stops the reader on exit.
+
+    :param parquet_file_url_list: the Parquet file URLs to read, or the dataset directory URL (a ``str``; the
+        converter passes its directory so that the stored Unischema - tensor shapes - is used).
+    :param batch_size: rows per batch (None: 32).
+    :param prefetch: ``Dataset.prefetch`` size (None: AUTOTUNE).
+    :param petastorm_reader_kwargs: keyword arguments of :func:`petastorm.make_batch_reader`.
+    :param shuffling_queue_capacity: rows in a ``Dataset.shuffle`` buffer (None/0: no row shuffling).
+    """
+
+    def __init__(self, parquet_file_url_list: Any, batch_size: int | None, prefetch: int | None,
+                 petastorm_reader_kwargs: dict, shuffling_queue_capacity: int | None):
+        self.parquet_file_url_list, self.batch_size, self.prefetch = parquet_file_url_list, batch_size, prefetch
+        self.petastorm_reader_kwargs, self.shuffling_queue_capacity = petastorm_reader_kwargs, shuffling_queue_capacity
         self.reader = None
 
     def __enter__(self) -> Any:
         import tensorflow as tf
 
-        from petastorm import make_batch_reader
         from petastorm.tf_utils import make_petastorm_dataset
 
-        self.reader = make_batch_reader(self.url, **self.reader_kwargs)
+        self.reader = _open_reader(self.parquet_file_url_list, self.petastorm_reader_kwargs)
+        batch_size = self.batch_size or 32
         if self.shuffling_queue_capacity:
             dataset = (make_petastorm_dataset(self.reader).unbatch()
-                       .shuffle(self.shuffling_queue_capacity).batch(self.batch_size))
+                       .shuffle(self.shuffling_queue_capacity).batch(batch_size))
         else:
-            dataset = make_petastorm_dataset(self.reader, batch_size=self.batch_size)
+            dataset = make_petastorm_dataset(self.reader, batch_size=batch_size)
         return dataset.prefetch(tf.data.AUTOTUNE if self.prefetch is None else self.prefetch)
 
     def __exit__(self, *exc: Any) -> None:
@@ -656,25 +696,38 @@ class _TFContext:
         self.reader.join()
 
 
-class _TorchContext:
-    def __init__(self, url: str, batch_size: int, shuffling_queue_capacity: int, data_loader_fn: Any,
-                 reader_kwargs: dict):
-        self.url, self.batch_size, self.shuffling_queue_capacity = url, batch_size, shuffling_queue_capacity
-        self.data_loader_fn, self.reader_kwargs = data_loader_fn, reader_kwargs
+class TorchDatasetContextManager:
+    """Opens a batch reader on entry and yields ``data_loader_fn(reader=..., batch_size=...,
+    shuffling_queue_capacity=...)`` (default :class:`petastorm.pytorch.DataLoader`); stops the reader on exit.
+
+    ``parquet_file_url_list`` and ``petastorm_reader_kwargs`` as for :class:`TFDatasetContextManager`.
+    """
+
+    def __init__(self, parquet_file_url_list: Any, batch_size: int, petastorm_reader_kwargs: dict,
+                 shuffling_queue_capacity: int, data_loader_fn: Any):
+        self.parquet_file_url_list, self.batch_size = parquet_file_url_list, batch_size
+        self.petastorm_reader_kwargs, self.shuffling_queue_capacity = petastorm_reader_kwargs, shuffling_queue_capacity
+        self.data_loader_fn = data_loader_fn
         self.reader = None
 
     def __enter__(self) -> Any:
-        from petastorm import make_batch_reader
         from petastorm.pytorch import DataLoader
 
-        self.reader = make_batch_reader(self.url, **self.reader_kwargs)
+        self.reader = _open_reader(self.parquet_file_url_list, self.petastorm_reader_kwargs)
         loader_fn = self.data_loader_fn or DataLoader
-        return loader_fn(self.reader, batch_size=self.batch_size,
+        return loader_fn(reader=self.reader, batch_size=self.batch_size,
                          shuffling_queue_capacity=self.shuffling_queue_capacity)
 
     def __exit__(self, *exc: Any) -> None:
         self.reader.stop()
         self.reader.join()
+
+
+def _open_reader(url_or_urls: Any, reader_kwargs: dict) -> Any:
+    """``make_batch_reader`` on a directory URL or, once every file is visible, on a list of file URLs."""
+    if not isinstance(url_or_urls, str):
+        _wait_file_available(list(url_or_urls))
+    return make_batch_reader(url_or_urls, **reader_kwargs)
 
 
 def make_spark_converter(df: Any, parquet_row_group_size_bytes: int = DEFAULT_ROW_GROUP_SIZE_BYTES,
@@ -701,5 +754,14 @@ def make_spark_converter(df: Any, parquet_row_group_size_bytes: int = DEFAULT_RO
     spark = df.sparkSession if hasattr(df, "sparkSession") else _spark()
     parent_url = _parent_cache_dir_url(spark)
     entry = _materialize(spark, df, parent_url, parquet_row_group_size_bytes, compression_codec, dtype)
-    files, rows = _data_files(entry.python_url)
-    return SparkDatasetConverter(entry.python_url, files, rows, owned=True)
+    files, rows = _data_files(entry.cache_dir_url)
+    _check_dataset_file_median_size(files)
+    return SparkDatasetConverter(entry.cache_dir_url, files, rows, owned=True)
+
+
+# The original module's helper names (Horovod, notebooks and the original tests import them from here).
+from petastorm.spark._converter_legacy import (  # noqa: E402,F401
+    _FILE_AVAILABILITY_WAIT_TIMEOUT_SECS, _cache_df_meta_list, _cache_df_meta_list_lock,
+    _cache_df_or_retrieve_cache_data_url, _check_dataset_file_median_size, _check_parent_cache_dir_url, _check_url,
+    _get_df_plan, _get_parent_cache_dir_url, _get_spark_session, _is_spark_local_mode, _make_sub_dir_url,
+    _materialize_df, _normalize_databricks_dbfs_url, _wait_file_available)
