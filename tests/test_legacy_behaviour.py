@@ -49,8 +49,9 @@ def hive_url(tmp_path_factory):
 
 
 def test_make_reader_takes_the_original_arguments_positionally(nullable_url):
-    with pytest.warns(DeprecationWarning, match="pyarrow_serialize"):
+    with pytest.warns(DeprecationWarning, match="pyarrow_serialize") as caught:
         reader = make_reader(nullable_url, None, "dummy", 2, True, 7, None, False, False)
+    assert caught[0].filename == __file__  # attributed to the caller, so Python's default filters show it
     with reader:
         assert [row.id for row in reader] == list(range(6))
 
@@ -88,6 +89,32 @@ def test_integer_hive_partition_values_are_integers(hive_url):
     assert sorted(v for b in batches for v in b.id.tolist()) == [0, 0, 1, 1, 2, 2]
 
 
+def test_partition_values_that_do_not_read_back_as_integers_stay_strings(tmp_path):
+    for value in ("007", "1_000", "12"):
+        folder = tmp_path / f"p={value}"
+        folder.mkdir()
+        pq.write_table(pa.table({"v": pa.array([1.0])}), folder / "part-0.parquet")
+    url = f"file://{tmp_path}"
+    with make_batch_reader(url, shuffle_row_groups=False) as reader:
+        assert sorted(v for b in reader for v in b.p.tolist()) == ["007", "12", "1_000"]
+    with make_batch_reader(url, filters=[("p", "=", "007")]) as reader:
+        assert [v for b in reader for v in b.p.tolist()] == ["007"]
+
+
+def test_a_partition_declared_as_string_stays_a_string(tmp_path):
+    schema = Unischema("Declared", [UnischemaField("p", np.str_, (), None, False),
+                                    UnischemaField("v", np.float64, (), None, False)])
+    for value in ("1", "2"):
+        folder = tmp_path / f"p={value}"
+        folder.mkdir()
+        pq.write_table(pa.table({"v": pa.array([float(value)])}), folder / "part-0.parquet")
+    write_dataset_metadata(f"file://{tmp_path}", schema)
+    with make_reader(f"file://{tmp_path}", shuffle_row_groups=False) as reader:
+        assert sorted((r.p, r.v) for r in reader) == [("1", 1.0), ("2", 2.0)]
+    with make_batch_reader(f"file://{tmp_path}", filters=[("p", "=", "2")]) as reader:
+        assert [b.p.tolist() for b in reader] == [["2"]]
+
+
 def test_transform_spec_takes_unischema_fields(nullable_url):
     doubled = UnischemaField("doubled", np.int64, (), None, False)
     spec = TransformSpec(lambda row: {**row, "doubled": np.int64(row["id"]) * 2}, edit_fields=[doubled],
@@ -117,8 +144,11 @@ def test_module_level_names():
 
     assert petastorm.NoDataAvailableError is errors.NoDataAvailableError
     assert isinstance(codecs.OPENCV_AVAILABLE, bool)
-    predicate = in_intersection(["a"], _predicate_field="tags")
-    assert predicate.get_fields() == {"tags"} and predicate.do_include({"tags": ["b", "a"]})
+    for predicate in (in_intersection(["a"], _predicate_field="tags"), in_intersection(["a"], "tags"),
+                      in_intersection(["a"], predicate_field="tags")):
+        assert predicate.get_fields() == {"tags"} and predicate.do_include({"tags": ["b", "a"]})
+    with pytest.raises(ValueError, match="field name"):
+        in_intersection(["a"])
 
 
 def test_pool_objects_work_as_reader_pool_type(nullable_url):

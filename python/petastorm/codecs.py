@@ -13,6 +13,7 @@ either way). Set ``IMAGE_BACKEND`` (or the environment variable ``PETASTORM_IMAG
 """
 from __future__ import annotations
 
+import datetime
 import decimal
 import io
 import os
@@ -28,7 +29,7 @@ from petastorm._npy import cell_header, load_npy
 from petastorm.errors import DecodeFieldError
 
 __all__ = ["DataframeColumnCodec", "ScalarCodec", "NdarrayCodec", "CompressedNdarrayCodec",
-           "CompressedImageCodec", "decode_column", "IMAGE_BACKEND"]
+           "CompressedImageCodec", "decode_column", "decode_value", "IMAGE_BACKEND"]
 
 #: "auto" (OpenCV if importable, else Pillow), "opencv" or "pillow".
 IMAGE_BACKEND: str = os.environ.get("PETASTORM_IMAGE_BACKEND", "auto")
@@ -189,7 +190,10 @@ def _opencv() -> Optional[Any]:
 
 def __getattr__(name: str) -> Any:
     if name == "OPENCV_AVAILABLE":  # the original's flag; looked up lazily so importing codecs skips cv2
-        return _opencv() is not None
+        try:
+            return _opencv() is not None
+        except ImportError:  # IMAGE_BACKEND = "opencv" without OpenCV installed
+            return False
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -386,12 +390,26 @@ def _decode_scalar_chunk(field: Any, chunk: pa.Array) -> np.ndarray:
         return chunk.to_numpy(zero_copy_only=False).astype(field.numpy_dtype, copy=False)
     if chunk.null_count == 0 and kind in "Mm":
         return chunk.to_numpy(zero_copy_only=False)
-    values = chunk.to_pylist()
-    if field.codec is not None:
-        values = [None if v is None else field.codec.decode(field, v) for v in values]
-    elif isinstance(field.numpy_dtype, type) and issubclass(field.numpy_dtype, (np.generic, decimal.Decimal)):
-        values = [None if v is None else field.numpy_dtype(v) for v in values]  # as ScalarCodec.decode does
-    return _object_array(values)
+    return _object_array([decode_value(field, v) for v in chunk.to_pylist()])
+
+
+def decode_value(field: Any, value: Any) -> Any:
+    """Decodes one stored cell as the original did: by the field's codec, else cast to the field's numpy type
+    (or ``Decimal``); nulls stay None."""
+    if value is None:
+        return None
+    try:
+        if field.codec is not None:
+            return field.codec.decode(field, value)
+        if isinstance(field.numpy_dtype, type) and issubclass(field.numpy_dtype, (np.generic, decimal.Decimal)):
+            if getattr(value, "tzinfo", None) is not None:  # numpy has no time zones: UTC, as Arrow stores it
+                value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+            return field.numpy_dtype(value)
+        return value
+    except DecodeFieldError:
+        raise
+    except Exception as e:
+        raise DecodeFieldError(f"Decoding field '{field.name}' failed: {e}") from e
 
 
 def _decode_list_chunk(field: Any, chunk: pa.Array) -> np.ndarray:

@@ -41,12 +41,15 @@ def partition_keys_of(relative_path: str) -> tuple[tuple[str, str], ...]:
     return tuple(keys)
 
 
+_INT64_RANGE = (-2 ** 63, 2 ** 63 - 1)
+
+
 def _is_int(text: str) -> bool:
-    try:
-        int(text)
-    except ValueError:
+    """Whether a partition value reads back unchanged as an int64 (``3``, ``-12``; not ``007``, ``1_000``, ``+5``)."""
+    if not text or not text.lstrip("-").isascii() or not text.lstrip("-").isdigit() or text.startswith("+"):
         return False
-    return True
+    value = int(text)
+    return str(value) == text and _INT64_RANGE[0] <= value <= _INT64_RANGE[1]
 
 
 class ParquetStore:

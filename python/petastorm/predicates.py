@@ -85,12 +85,15 @@ class in_set(PredicateBase):
 
 
 class in_intersection(PredicateBase):
-    """Keeps rows whose ``_predicate_field`` (an iterable) holds at least one of ``inclusion_values`` (the
-    parameter keeps the original's name, so keyword calls keep working)."""
+    """Keeps rows whose ``_predicate_field`` (an iterable) holds at least one of ``inclusion_values``. The
+    parameter has the original's name; ``predicate_field=`` is accepted too."""
 
-    def __init__(self, inclusion_values: Iterable[Any], _predicate_field: str):
+    def __init__(self, inclusion_values: Iterable[Any], _predicate_field: str | None = None, *,
+                 predicate_field: str | None = None):
+        if (_predicate_field is None) == (predicate_field is None):
+            raise ValueError("in_intersection needs the field name once: in_intersection(values, 'field')")
         self._inclusion_values = list(inclusion_values)
-        self._predicate_field = _predicate_field
+        self._predicate_field = _predicate_field if _predicate_field is not None else predicate_field
 
     def get_fields(self) -> set[str]:
         return {self._predicate_field}

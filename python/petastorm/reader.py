@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from petastorm.cache import NullCache
 from petastorm.errors import NoDataAvailableError, PetastormMetadataError
 from petastorm.etl.dataset_metadata import get_schema, infer_or_load_unischema, load_row_groups
 from petastorm.fs_utils import UrlOrUrls, normalize_dir_url
@@ -47,7 +48,7 @@ _REEXPORTS = {
     "PickleSerializer": "petastorm.reader_impl.pickle_serializer",
     "ConcurrentVentilator": "petastorm.workers_pool.ventilator", "DummyPool": "petastorm.workers_pool.dummy_pool",
     "ProcessPool": "petastorm.workers_pool.process_pool", "ThreadPool": "petastorm.workers_pool.thread_pool",
-    "LocalDiskCache": "petastorm.local_disk_cache", "NullCache": "petastorm.cache",
+    "LocalDiskCache": "petastorm.local_disk_cache",
     "PredicateBase": "petastorm.predicates", "RowGroupSelectorBase": "petastorm.selectors",
     "get_filesystem_and_path_or_paths": "petastorm.fs_utils",
 }
@@ -98,7 +99,7 @@ class Reader:
         :mod:`petastorm.workers_pool` (default ``ThreadPool(10)``); ``worker_class`` is accepted and unused (one
         engine reads both kinds); ``cache`` must be None or a ``NullCache`` here (use ``make_reader``'s
         ``cache_type`` for a disk cache)."""
-        if cache is not None and type(cache).__name__ != "NullCache":
+        if cache is not None and not isinstance(cache, NullCache):
             raise ValueError("Reader(cache=...) takes only NullCache; for a disk cache use make_reader(..., "
                              "cache_type='local-disk', cache_location=...)")
         store = ParquetStore.open(dataset_path, "libhdfs3", None, pyarrow_filesystem)
@@ -579,7 +580,9 @@ _COMMON_DOC = """
 """
 
 
-_STORE_ARGUMENTS = ("hdfs_driver", "storage_options", "filesystem", "zmq_copy_buffers")
+# Arguments that open the store or have no effect: not engine options.
+_NOT_ENGINE_ARGUMENTS = ("dataset_url", "dataset_url_or_urls", "hdfs_driver", "storage_options", "filesystem",
+                         "zmq_copy_buffers", "pyarrow_serialize")
 
 
 def _open(dataset_url: UrlOrUrls, hdfs_driver: str, storage_options: Any, filesystem: Any) -> ParquetStore:
@@ -588,8 +591,7 @@ def _open(dataset_url: UrlOrUrls, hdfs_driver: str, storage_options: Any, filesy
 
 def _options(batched: bool, arguments: dict) -> ReaderOptions:
     """The engine's options from a public function's ``locals()`` (the store's arguments left out)."""
-    engine = {k: v for k, v in arguments.items()
-              if k not in _STORE_ARGUMENTS and k not in ("dataset_url", "dataset_url_or_urls", "store")}
+    engine = {k: v for k, v in arguments.items() if k not in _NOT_ENGINE_ARGUMENTS}
     return ReaderOptions.from_arguments(batched, **engine)
 
 
@@ -614,6 +616,9 @@ def make_reader(dataset_url: UrlOrUrls, schema_fields: Any = None, reader_pool_t
     a row dict and returns one. ``pyarrow_serialize`` (deprecated in the original) has no effect;
     ``convert_early_to_numpy`` has none either (the original ignored it in ``make_reader``).
     """
+    if pyarrow_serialize:
+        warnings.warn("pyarrow_serialize is deprecated and has no effect (as in Petastorm 0.13): results of worker "
+                      "processes always travel as raw numpy buffers", DeprecationWarning, stacklevel=2)
     options = _options(False, locals())
     store = _open(dataset_url, hdfs_driver, storage_options, filesystem)
     try:

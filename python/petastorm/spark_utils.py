@@ -30,7 +30,7 @@ def _rows_of_pieces(store: ParquetStore, schema: Unischema, pieces: Iterable[Row
     columns = columns_to_read(schema)
     try:
         for piece in pieces:
-            table = read_piece_columns(store, piece, columns, files)
+            table = read_piece_columns(store, piece, columns, files, schema)
             for row in decode_rows(table, schema):
                 yield schema.make_namedtuple(**row)
     finally:

@@ -17,7 +17,7 @@ def _edit_tuple(item: Any) -> tuple:
     a transform outputs decoded values)."""
     if isinstance(item, UnischemaField):
         return item.name, item.numpy_dtype, item.shape, item.nullable
-    if isinstance(item, tuple) and len(item) == 4:
+    if isinstance(item, (tuple, list)) and len(item) == 4:
         return tuple(item)
     raise ValueError(f"edit_fields items must be (name, numpy_dtype, shape, nullable) tuples or UnischemaField "
                      f"objects, got {item!r}")

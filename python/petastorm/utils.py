@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping, Union
 from petastorm.errors import DecodeFieldError
 from petastorm.etl import dataset_metadata
 from petastorm.parquet_store import ParquetStore
-from petastorm.reader_impl.row_group_io import decode_value
+from petastorm.codecs import decode_value
 from petastorm.unischema import Unischema
 
 __all__ = ["DecodeFieldError", "Pool", "add_to_dataset_metadata", "decode_row", "run_in_subprocess"]

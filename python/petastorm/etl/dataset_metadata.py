@@ -189,10 +189,10 @@ def get_schema(dataset: ParquetStore | str) -> Unischema:
 
 
 def load_json_or_pickle(store: ParquetStore, json_key: bytes, from_json: Callable[[str], Any], pickle_key: bytes,
-                        what: str, missing: str) -> Any:
+                        what: str, missing: str, missing_error: type = PetastormMetadataError) -> Any:
     """A metadata value of ``_common_metadata``: ``json_key`` parsed by ``from_json`` when present, else
-    ``pickle_key`` loaded with the allow-list unpickler; ``PetastormMetadataError`` with ``missing`` when neither
-    is there, or naming the key when it cannot be read."""
+    ``pickle_key`` loaded with the allow-list unpickler; ``missing_error(missing)`` when neither is there,
+    ``PetastormMetadataError`` naming the key when it cannot be read."""
     metadata = store.key_value_metadata()
     if json_key in metadata:
         try:
@@ -201,7 +201,7 @@ def load_json_or_pickle(store: ParquetStore, json_key: bytes, from_json: Callabl
             raise PetastormMetadataError(
                 f"Invalid {json_key.decode()} in {store.full_path('_common_metadata')}: {e}") from e
     if pickle_key not in metadata:
-        raise PetastormMetadataError(missing)
+        raise missing_error(missing)
     try:
         return safe_loads(metadata[pickle_key])
     except Exception as e:

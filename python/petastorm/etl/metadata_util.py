@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     without those flags, a missing index is only reported.
     """
     args = _parser().parse_args(argv)
-    store = ParquetStore.open(args.dataset_url.rstrip("/") or "/", args.hdfs_driver)
+    store = ParquetStore.open(args.dataset_url, args.hdfs_driver)
     print_all = not args.schema and not args.index
     status = 0
     if args.schema or print_all:

@@ -58,7 +58,7 @@ def _index_pieces(indexed_pieces: list[tuple[int, RowGroupPiece]], dataset_url: 
         raise ValueError(f"Indexed columns {unknown} are not fields of the dataset schema {list(schema.fields)}")
     files = ParquetFileCache()
     for piece_index, piece in indexed_pieces:
-        rows = decode_rows(read_piece_columns(store, piece, column_names, files), schema)
+        rows = decode_rows(read_piece_columns(store, piece, column_names, files, schema), schema)
         for indexer in indexers:
             indexer.build_index(rows, piece_index)
     return indexers
@@ -106,15 +106,13 @@ def get_row_group_indexes(dataset: ParquetStore | str) -> dict[str, RowGroupInde
         cannot be loaded.
     """
     store = dataset if isinstance(dataset, ParquetStore) else ParquetStore.open(dataset)
-    if not {ROWGROUPS_INDEX_JSON_KEY, ROWGROUPS_INDEX_KEY} & set(store.key_value_metadata()):
-        raise _NoRowGroupIndexError(f"{store.root} has no row-group index; build one with "
-                                    f"petastorm.etl.rowgroup_indexing.build_rowgroup_index")
 
     def from_json(text: str) -> dict[str, RowGroupIndexerBase]:
         return {entry["index_name"]: indexer_from_json_dict(entry) for entry in json.loads(text)["indexes"]}
 
     index_dict = load_json_or_pickle(store, ROWGROUPS_INDEX_JSON_KEY, from_json, ROWGROUPS_INDEX_KEY,
-                                     "row-group index", f"{store.root} has no row-group index")
+                                     "row-group index", f"{store.root} has no row-group index; build one with "
+                                     "petastorm.etl.rowgroup_indexing.build_rowgroup_index", _NoRowGroupIndexError)
     if not isinstance(index_dict, dict) or \
             not all(isinstance(indexer, RowGroupIndexerBase) for indexer in index_dict.values()):
         raise PetastormMetadataError(f"{ROWGROUPS_INDEX_KEY.decode()} of {store.root} is not a dict of indexers")

@@ -16,6 +16,7 @@ import functools
 import inspect
 import logging
 import os
+import threading
 from typing import Any, Callable, Optional, Sequence
 from urllib.parse import ParseResult, urlparse
 
@@ -143,13 +144,18 @@ def _call_with_failover(client: Any, func_name: str, args: tuple, kwargs: dict, 
     namenode and the call is retried. Errors about the path itself are raised at once."""
     failures: list = []
     while len(failures) <= max_failover_attempts:
+        connection = client._hdfs
         try:
-            return getattr(client._hdfs, func_name)(*args, **kwargs)
+            return getattr(connection, func_name)(*args, **kwargs)
         except _PATH_ERRORS:
             raise
         except OSError as e:
             logger.debug("HDFS call %s failed (%s); failing over to the next namenode", func_name, e)
-            client._do_connect()
+            reconnect = getattr(client, "_reconnect_if_current", None)
+            if reconnect is not None:
+                reconnect(connection)  # threads that failed on the same connection move on once, not once each
+            else:
+                client._do_connect()
             failures.append(e)
     raise MaxFailoversExceeded(failures, max_failover_attempts, func_name)
 
@@ -201,6 +207,7 @@ class _FailoverHandler(pafs.FileSystemHandler):
         self._user = user
         self._index_of_nn = -1  # the first connection tries the first namenode
         self._hdfs: Any = None
+        self._lock = threading.Lock()
         self._do_connect()
 
     def __reduce__(self):
@@ -218,6 +225,12 @@ class _FailoverHandler(pafs.FileSystemHandler):
     def _do_connect(self) -> None:
         self._index_of_nn, self._hdfs = self._connector_cls._try_next_namenode(
             self._index_of_nn, self._list_of_namenodes, user=self._user)
+
+    def _reconnect_if_current(self, connection: Any) -> None:
+        """Moves to the next namenode unless another thread already moved away from ``connection``."""
+        with self._lock:
+            if self._hdfs is connection:
+                self._do_connect()
 
     def _call(self, func_name: str, *args: Any, **kwargs: Any) -> Any:
         return _call_with_failover(self, func_name, args, kwargs, namenode_failover.MAX_FAILOVER_ATTEMPTS)
@@ -296,6 +309,10 @@ class HAHdfsClient(pafs.PyFileSystem):
     def _do_connect(self) -> None:
         """Connects to the next namenode of the list."""
         self.handler._do_connect()
+
+    def _reconnect_if_current(self, connection: Any) -> None:
+        """Moves to the next namenode unless another thread already moved away from ``connection``."""
+        self.handler._reconnect_if_current(connection)
 
 
 def _same_cluster(self: HAHdfsClient, other: Any) -> bool:

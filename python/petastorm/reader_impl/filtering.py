@@ -70,21 +70,16 @@ def plan_filters(store: ParquetStore, pieces: Sequence[RowGroupPiece], filters: 
         text = str(expression)
         columns = [name for name in column_names if re.search(r"\b" + re.escape(name) + r"\b", text)]
     files = [store.full_path(path) for path in sorted({piece.path for piece in pieces})]
-    dataset = ds.dataset(files, filesystem=store.filesystem, format="parquet",
-                         partitioning="hive" if store.partition_names else None, partition_base_dir=store.root)
-    partition_types = {name: dataset.schema.field(name).type for name in store.partition_names
-                       if name in dataset.schema.names}
-    # A partition column compared with strings is typed string (pyarrow would infer 'p=1' as an int).
+    # Partition columns typed as the reader types them (ParquetStore.partition_types), except that one compared
+    # with strings is a string.
     string_compared = _string_compared_columns(filters)
-    overrides = {name: pa.string() for name in partition_types
-                 if name in string_compared and partition_types[name] != pa.string()}
-    if overrides:
-        partition_types.update(overrides)
-        partitioning = ds.partitioning(pa.schema([pa.field(name, partition_types[name])
-                                                  for name in store.partition_names if name in partition_types]),
-                                       flavor="hive")
-        dataset = ds.dataset(files, filesystem=store.filesystem, format="parquet", partitioning=partitioning,
-                             partition_base_dir=store.root)
+    partition_types = {name: pa.string() if name in string_compared else arrow_type
+                       for name, arrow_type in store.partition_types.items()}
+    partitioning = ds.partitioning(pa.schema([pa.field(name, partition_types[name])
+                                              for name in store.partition_names]), flavor="hive") \
+        if store.partition_names else None
+    dataset = ds.dataset(files, filesystem=store.filesystem, format="parquet", partitioning=partitioning,
+                         partition_base_dir=store.root)
     unknown = [name for name in columns if name not in dataset.schema.names]
     if unknown:
         raise ValueError(f"filters name columns {unknown} that are not in the dataset (columns: "

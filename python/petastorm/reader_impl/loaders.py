@@ -74,18 +74,6 @@ def annotate(exc: BaseException, context: str) -> BaseException:
     return new
 
 
-def _schema_partition_types(store: ParquetStore, schema: Unischema) -> dict:
-    """Partition columns that the stored schema declares as non-integer stay strings even when every value
-    looks like an integer (the store's own inference would make them ``int64``)."""
-    types = {}
-    for name in store.partition_names:
-        field = schema.fields.get(name)
-        dtype = getattr(field, "numpy_dtype", None)
-        if field is not None and not (isinstance(dtype, type) and issubclass(dtype, np.integer)):
-            types[name] = pa.string()
-    return types
-
-
 class ItemLoader:
     """Reads and decodes work items; picklable (with cloudpickle) so process workers can run it."""
 
@@ -128,7 +116,7 @@ class ItemLoader:
         filter_columns = list(filter_plan.columns) if filter_plan is not None else []
         self._filter_only = [name for name in filter_columns if name not in self._columns]
         self._pred_fields = sorted(predicate.get_fields()) if predicate is not None else []
-        self._partition_types = _schema_partition_types(store, stored_schema)
+        self._stored_schema = stored_schema
         self._validate_output()
 
     def __getstate__(self) -> dict:
@@ -186,7 +174,7 @@ class ItemLoader:
     def _read_table(self, item: WorkItem, stats: dict) -> pa.Table:
         piece = self._pieces[item.piece_index]
         table = read_piece_columns(self._store, piece, self._columns + self._filter_only, self.files,
-                                   self._partition_types)
+                                   self._stored_schema)
         if item.start or item.stop is not None:
             stop = table.num_rows if item.stop is None else min(item.stop, table.num_rows)
             table = table.slice(item.start, max(0, stop - item.start))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
-import warnings
 from typing import Any
 
 from petastorm.ngram import NGram
@@ -73,12 +72,8 @@ class ReaderOptions:
     worker_timeout: float | None = DEFAULT_WORKER_TIMEOUT_S
 
     @classmethod
-    def from_arguments(cls, batched: bool, pyarrow_serialize: bool = False, **arguments: Any) -> "ReaderOptions":
-        """Normalises loose arguments (a pool object as ``reader_pool_type``, the deprecated
-        ``pyarrow_serialize``) into one validated object."""
-        if pyarrow_serialize:
-            warnings.warn("pyarrow_serialize is deprecated and has no effect (as in Petastorm 0.13): results of "
-                          "worker processes always travel as raw numpy buffers", DeprecationWarning, stacklevel=3)
+    def from_arguments(cls, batched: bool, **arguments: Any) -> "ReaderOptions":
+        """Normalises loose arguments (a pool object as ``reader_pool_type``) into one validated object."""
         kind, workers, queue = pool_settings(arguments.get("reader_pool_type", "thread"),
                                              arguments.get("workers_count", 10),
                                              arguments.get("results_queue_size", 50))

@@ -11,7 +11,6 @@ import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from typing import Any, Callable, Collection, Iterator, Sequence
 
 import numpy as np
@@ -20,7 +19,7 @@ import pyarrow.parquet as pq
 
 from petastorm._checks import is_compliant_shape
 from petastorm.codecs import (CompressedImageCodec, CompressedNdarrayCodec, NdarrayCodec, ScalarCodec,
-                              _parse_npy_header, decode_column)
+                              _parse_npy_header, decode_column, decode_value)
 from petastorm.errors import DecodeFieldError
 from petastorm.parquet_store import ParquetStore, RowGroupPiece
 from petastorm.unischema import Unischema
@@ -102,13 +101,26 @@ class ParquetFileCache:
         self._local.handles = collections.OrderedDict()
 
 
+def partition_column_types(store: ParquetStore, schema: Unischema | None) -> dict:
+    """The Arrow type of each Hive partition column: the store's inference (:attr:`ParquetStore.partition_types`),
+    except that a column the schema declares as non-integer stays a string even when its values look like
+    integers."""
+    types = dict(store.partition_types)
+    for name in types:
+        field = schema.fields.get(name) if schema is not None else None
+        dtype = getattr(field, "numpy_dtype", None)
+        if field is not None and not (isinstance(dtype, type) and issubclass(dtype, np.integer)):
+            types[name] = pa.string()
+    return types
+
+
 def read_piece_columns(store: ParquetStore, piece: RowGroupPiece, column_names: Sequence[str],
-                       files: ParquetFileCache, partition_types: dict | None = None) -> pa.Table:
+                       files: ParquetFileCache, schema: Unischema | None = None) -> pa.Table:
     """Reads ``column_names`` of one row group through the file cache; a Hive partition column is built from the
-    path, typed by ``partition_types[name]`` when given, else by the store's :attr:`ParquetStore.partition_types`."""
+    path, typed by :func:`partition_column_types` (``schema``: the dataset's stored schema, if any)."""
     partition_values = dict(piece.partition_keys)
     if partition_values:
-        partition_types = {**store.partition_types, **(partition_types or {})}
+        partition_types = partition_column_types(store, schema)
     parquet_file = files.open(store, piece.path)
     file_columns = set(parquet_file.schema_arrow.names)
     stored = [name for name in column_names if name not in partition_values]
@@ -340,20 +352,6 @@ def row_drop_mask(num_rows: int, partition: int, num_partitions: int) -> np.ndar
         return np.ones(num_rows, dtype=bool)
     slice_size = num_rows / min(num_rows, num_partitions)
     return np.floor(np.arange(num_rows) / slice_size) == partition
-
-
-def decode_value(field: Any, value: Any) -> Any:
-    """Decodes one stored cell: by the field's codec, else cast to the field's numpy type; nulls stay None."""
-    if value is None:
-        return None
-    try:
-        if field.codec is not None:
-            return field.codec.decode(field, value)
-        if field.numpy_dtype is not None and issubclass(field.numpy_dtype, (np.generic, Decimal)):
-            return field.numpy_dtype(value)
-        return value
-    except Exception as e:
-        raise DecodeFieldError(f"Decoding field '{field.name}' failed: {e}") from e
 
 
 def decode_rows(table: pa.Table, schema: Unischema) -> list[dict]:
