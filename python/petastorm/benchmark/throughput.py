@@ -16,25 +16,16 @@ from __future__ import annotations, division
 import argparse
 import copy
 import logging
-import multiprocessing
 import os
 import resource
 import sys
 import time
 import warnings
 from collections import namedtuple
-from concurrent.futures import ProcessPoolExecutor
 from enum import Enum
 from typing import Any, Callable
 
-from petastorm import make_batch_reader, make_reader
-from petastorm.etl.dataset_metadata import get_schema_from_dataset_url
-from petastorm.reader_impl.pickle_serializer import PickleSerializer
-from petastorm.tf_utils import tf_tensors
-from petastorm.unischema import match_unischema_fields
-from petastorm.workers_pool.dummy_pool import DummyPool
-from petastorm.workers_pool.process_pool import ProcessPool
-from petastorm.workers_pool.thread_pool import ThreadPool
+from petastorm._lazy import lazy_dir, lazy_exports
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +34,37 @@ __all__ = ["BenchmarkResult", "MemoryInfo", "WorkerPoolType", "ReadMethod", "REA
 
 # Also importable from here, as in the original module: DummyPool, PickleSerializer, ProcessPool, ThreadPool,
 # get_schema_from_dataset_url, make_reader, match_unischema_fields, tf_tensors (TensorFlow loads only when used).
+# They load on first use, so that ``petastorm-throughput --help`` imports neither the reader engine nor numpy.
+_LAZY = {"make_reader": "petastorm.reader",
+         "make_batch_reader": "petastorm.reader",
+         "get_schema_from_dataset_url": "petastorm.etl.dataset_metadata",
+         "PickleSerializer": "petastorm.reader_impl.pickle_serializer",
+         "tf_tensors": "petastorm.tf_utils",
+         "match_unischema_fields": "petastorm.unischema",
+         "DummyPool": "petastorm.workers_pool.dummy_pool",
+         "ProcessPool": "petastorm.workers_pool.process_pool",
+         "ThreadPool": "petastorm.workers_pool.thread_pool",
+         "ProcessPoolExecutor": "concurrent.futures",
+         "multiprocessing": "multiprocessing"}
+__getattr__ = lazy_exports(__name__, _LAZY)
+__dir__ = lazy_dir(__name__, _LAZY)
+
+_DESCRIPTION = """\
+Open a reader on a dataset and measure how many samples per second it delivers.
+Same command line as the original's petastorm/benchmark/cli.py, e.g.:
+
+    petastorm-throughput file:///tmp/ds --field-regex 'image.*' 'id' \\
+        -w 4 -p thread -m 200 -n 1000 -d python
+
+A cycle is one next() on the reader: one row for make_reader or, with
+--batch-reader, one row group of make_batch_reader (the rate is then counted
+in rows). The measurement runs in a fresh process by default, so that the
+reported memory belongs to the reader alone (--no-spawn measures in this one).
+
+Read methods (-d): 'python', and 'tf' / 'tf_dataset' through
+petastorm.tf_utils (needs TensorFlow). More can be added from Python with
+petastorm.benchmark.throughput.register_read_method().
+"""
 
 BenchmarkResult = namedtuple("BenchmarkResult", ["time_mean", "samples_per_second", "memory_info", "cpu"])
 BenchmarkResult.__doc__ = """``time_mean``: seconds per cycle; ``samples_per_second``: rows per second;
@@ -215,6 +237,9 @@ def reader_throughput(dataset_url: str, field_regex: Any = None, warmup_cycles_c
     if read_method_name not in READ_METHODS:
         raise ValueError(f"Unknown read method {read_method_name!r}; known: {sorted(READ_METHODS)}")
     if spawn_new_process:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         from petastorm.benchmark import throughput  # by its module name, also when run as __main__
 
         arguments["spawn_new_process"] = False
@@ -225,6 +250,8 @@ def reader_throughput(dataset_url: str, field_regex: Any = None, warmup_cycles_c
     if field_regex and "schema_fields" not in extra:
         extra["schema_fields"] = [field_regex] if isinstance(field_regex, str) else list(field_regex)
     logger.info("Arguments: %s", locals())
+    from petastorm.reader import make_batch_reader, make_reader
+
     factory = make_batch_reader if batch_reader else make_reader
     with factory(dataset_url, num_epochs=None, reader_pool_type=pool_type.reader_pool_type,
                  workers_count=loaders_count, **extra) as reader:
@@ -233,7 +260,7 @@ def reader_throughput(dataset_url: str, field_regex: Any = None, warmup_cycles_c
 
 
 def _parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="petastorm-throughput", description=__doc__,
+    parser = argparse.ArgumentParser(prog="petastorm-throughput", description=_DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset_path", type=str, help="URL of a Petastorm dataset (or any Parquet store with "
                                                        "--batch-reader)")

@@ -11,21 +11,31 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from pydoc import locate
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
+from petastorm._lazy import lazy_dir, lazy_exports
 from petastorm.errors import PetastormMetadataError
-from petastorm.etl import dataset_metadata
-from petastorm.etl.dataset_metadata import (ROW_GROUPS_PER_FILE_KEY, get_schema, materialize_dataset,
-                                            write_dataset_metadata)
-from petastorm.etl.rowgroup_indexing import ROWGROUPS_INDEX_KEY
-from petastorm.fs_utils import FilesystemResolver
-from petastorm.parquet_store import ParquetStore
-from petastorm.unischema import Unischema
-from petastorm.utils import add_to_dataset_metadata
+
+if TYPE_CHECKING:
+    from petastorm.unischema import Unischema
 
 __all__ = ["generate_petastorm_metadata", "main", "example_text", "FilesystemResolver", "ROWGROUPS_INDEX_KEY",
            "ROW_GROUPS_PER_FILE_KEY", "Unischema", "add_to_dataset_metadata", "get_schema", "materialize_dataset"]
+
+# Re-exported as in the original, but loaded on first use so that ``--help`` does not import pyarrow and numpy.
+_LAZY = {"FilesystemResolver": "petastorm.fs_utils",
+         "ROWGROUPS_INDEX_KEY": "petastorm.etl.rowgroup_indexing",
+         "ROW_GROUPS_PER_FILE_KEY": "petastorm.etl.dataset_metadata",
+         "Unischema": "petastorm.unischema",
+         "add_to_dataset_metadata": "petastorm.utils",
+         "get_schema": "petastorm.etl.dataset_metadata",
+         "materialize_dataset": "petastorm.etl.dataset_metadata",
+         "write_dataset_metadata": "petastorm.etl.dataset_metadata",
+         "ParquetStore": "petastorm.parquet_store",
+         "locate": "pydoc",
+         "dataset_metadata": "petastorm.etl.dataset_metadata"}
+__getattr__ = lazy_exports(__name__, _LAZY)
+__dir__ = lazy_dir(__name__, _LAZY)
 
 _ARROW_SCHEMA_KEY = b"ARROW:schema"
 
@@ -42,6 +52,10 @@ Store a schema defined in your code, and write the _metadata summary file with a
 
 
 def _locate_schema(unischema_class: str) -> Unischema:
+    from pydoc import locate
+
+    from petastorm.unischema import Unischema
+
     schema = locate(unischema_class)
     if schema is None:
         raise ValueError(f"Could not import {unischema_class!r}: expected a dotted path such as "
@@ -67,6 +81,10 @@ def generate_petastorm_metadata(spark: Any, dataset_url: str, unischema_class: s
     :param spark: a SparkSession; needed only with ``use_summary_metadata`` (parquet-mr writes ``_metadata``).
     :param unischema_class: dotted path of a Unischema object; None reuses the schema stored in the dataset.
     """
+    from petastorm.etl import dataset_metadata
+    from petastorm.etl.dataset_metadata import get_schema, write_dataset_metadata
+    from petastorm.parquet_store import ParquetStore
+
     store = ParquetStore.open(dataset_url, hdfs_driver, storage_options)
     if unischema_class:
         schema = _locate_schema(unischema_class)

@@ -14,14 +14,20 @@ import sys
 from functools import reduce
 from typing import Any, Sequence
 
-from petastorm.etl.dataset_metadata import get_schema_from_dataset_url, materialize_dataset
-from petastorm.fs_utils import FilesystemResolver
+from petastorm._lazy import lazy_dir, lazy_exports
 from petastorm.tools.spark_session_cli import (add_configure_spark_arguments, configure_spark,
                                                spark_session_config_to_dict)
-from petastorm.unischema import match_unischema_fields
 
 __all__ = ["copy_dataset", "args_parser", "main", "FilesystemResolver", "add_configure_spark_arguments",
            "configure_spark", "get_schema_from_dataset_url", "match_unischema_fields", "materialize_dataset"]
+
+# Re-exported as in the original, but loaded on first use so that ``--help`` does not import pyarrow and numpy.
+_LAZY = {"FilesystemResolver": "petastorm.fs_utils",
+         "get_schema_from_dataset_url": "petastorm.etl.dataset_metadata",
+         "materialize_dataset": "petastorm.etl.dataset_metadata",
+         "match_unischema_fields": "petastorm.unischema"}
+__getattr__ = lazy_exports(__name__, _LAZY)
+__dir__ = lazy_dir(__name__, _LAZY)
 
 # Few rows per row group: read the source in large splits rather than one Spark partition per few rows.
 _MAX_PARTITION_BYTES = {"spark.sql.files.maxPartitionBytes": "1010612736"}
@@ -39,6 +45,9 @@ def copy_dataset(spark: Any, source_url: str, target_url: str, field_regex: Sequ
     :param partitions_count: repartition to this many output files.
     :param row_group_size_mb: Parquet row-group size of the target.
     """
+    from petastorm.etl.dataset_metadata import get_schema_from_dataset_url, materialize_dataset
+    from petastorm.unischema import match_unischema_fields
+
     schema = get_schema_from_dataset_url(source_url, hdfs_driver=hdfs_driver, storage_options=storage_options)
     if field_regex:
         fields = match_unischema_fields(schema, list(field_regex))
