@@ -37,7 +37,8 @@ def train_keras(dataset_url='file:///tmp/digits', epochs=8, batch_size=32, seed=
     with make_batch_reader(f'{dataset_url}/train', num_epochs=None, seed=seed, shuffle_rows=True,
                            schema_fields=['image', 'digit']) as reader:
         train = make_petastorm_dataset(reader, batch_size=batch_size).map(to_xy)
-        model.fit(train, steps_per_epoch=math.ceil(TRAIN_ROWS / batch_size), epochs=epochs, verbose=0)
+        model.fit(train, steps_per_epoch=math.ceil(TRAIN_ROWS / batch_size), epochs=epochs, verbose=0,
+                  shuffle=False)  # the reader shuffles (shuffle_rows, a new row-group order per epoch)
     with make_batch_reader(f'{dataset_url}/test', num_epochs=1, schema_fields=['image', 'digit']) as reader:
         test = make_petastorm_dataset(reader, batch_size=256).map(to_xy)
         _, accuracy = model.evaluate(test, verbose=0)

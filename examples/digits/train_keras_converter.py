@@ -39,7 +39,7 @@ def train_keras_converter(spark, cache_dir_url='file:///tmp/petastorm-cache', ep
     with train.make_tf_dataset(batch_size=batch_size, num_epochs=None, seed=seed, shuffle_rows=True,
                                shuffling_queue_capacity=512) as dataset:
         model.fit(dataset.map(lambda b: (b.features, b.label)), steps_per_epoch=math.ceil(len(train) / batch_size),
-                  epochs=epochs, verbose=0)
+                  epochs=epochs, verbose=0, shuffle=False)  # the reader and shuffling_queue_capacity shuffle
     with test.make_tf_dataset(batch_size=256, num_epochs=1) as dataset:
         _, accuracy = model.evaluate(dataset.map(lambda b: (b.features, b.label)), verbose=0)
 

@@ -1,13 +1,14 @@
-"""Deep-learning training straight from Apache Parquet (Petastorm datasets) on the current Python stack."""
-from importlib.metadata import PackageNotFoundError, version as _version
+"""Deep-learning training straight from Apache Parquet (Petastorm datasets) on the current Python stack.
 
-try:
-    __version__ = _version("petastorm")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0+unknown"
+The names below are loaded on first use (PEP 562), so ``import petastorm`` and ``import petastorm.codecs`` stay
+cheap: the reader engine (and pyarrow.dataset, pandas) load only when a reader is made.
+"""
+from petastorm._lazy import lazy_dir as _lazy_dir, lazy_exports as _lazy_exports
 
-from petastorm.errors import NoDataAvailableError  # noqa: E402
-from petastorm.reader import make_batch_reader, make_reader  # noqa: E402
-from petastorm.transform import TransformSpec  # noqa: E402
+_LAZY = {"__version__": "petastorm._version", "make_reader": "petastorm.reader",
+         "make_batch_reader": "petastorm.reader", "TransformSpec": "petastorm.transform", "NoDataAvailableError": "petastorm.errors"}
 
 __all__ = ["__version__", "make_reader", "make_batch_reader", "TransformSpec", "NoDataAvailableError"]
+
+__getattr__ = _lazy_exports(__name__, _LAZY)
+__dir__ = _lazy_dir(__name__, _LAZY)

@@ -47,6 +47,7 @@ import numpy as np
 import pyarrow as pa
 
 from petastorm._npy import load_npz
+from petastorm.fs_utils import file_url_path
 
 __all__ = ["CacheBase", "NullCache", "LocalDiskCache", "CacheLocationError", "make_cache", "cache_key",
            "CACHE_TYPES", "MARKER_FILE"]
@@ -250,7 +251,7 @@ def _local_path(location: Any) -> str:
     location = os.fspath(location)
     parsed = urlparse(location)
     if parsed.scheme == "file":
-        location = parsed.path
+        location = file_url_path(location)
     elif parsed.scheme and len(parsed.scheme) > 1:
         raise ValueError(f"The local-disk cache needs a local directory, got the URL {location!r}")
     return os.path.abspath(location)

@@ -27,13 +27,13 @@ import functools
 import logging
 import os
 from typing import Any, Callable, Optional, Sequence, Union
-from urllib.parse import ParseResult, urlparse, urlunparse
+from urllib.parse import ParseResult, unquote, urlparse, urlunparse
 
 import pyarrow.fs as pafs
 
 from petastorm.hdfs.namenode import HdfsConnector, HdfsNamenodeResolver
 
-__all__ = ["UrlOrUrls", "normalize_dir_url", "as_arrow_filesystem", "get_filesystem_and_path_or_paths",
+__all__ = ["UrlOrUrls", "normalize_dir_url", "file_url_path", "as_arrow_filesystem", "get_filesystem_and_path_or_paths",
            "get_dataset_path", "FilesystemResolver", "HdfsConnector", "HdfsNamenodeResolver", "logger"]
 
 logger = logging.getLogger(__name__)
@@ -97,12 +97,22 @@ def is_local_filesystem(filesystem: pafs.FileSystem) -> bool:
     return False
 
 
+def file_url_path(url: str) -> str:
+    """The local path of a ``file:`` URL (``file:///a``, ``file://localhost/a``, ``file:/a``), percent-decoded as
+    RFC 8089 and ``pathlib.Path.as_uri()`` encode it; ``#`` and ``?`` belong to the path (a file URL has no
+    query or fragment), so folders named with them are reachable."""
+    rest = url[len("file:"):]
+    if rest.startswith("//"):
+        rest = "/" + rest[2:].partition("/")[2]  # drop the (empty or localhost) host
+    return unquote(rest)
+
+
 def _path_of(url: str, filesystem: pafs.FileSystem) -> str:
     """The path of ``url`` on ``filesystem``."""
     parsed = urlparse(url)
     if _is_local_scheme(parsed.scheme):
         if is_local_filesystem(filesystem) or parsed.scheme == "file":
-            return os.path.abspath(parsed.path if parsed.scheme == "file" else url)
+            return os.path.abspath(file_url_path(url) if parsed.scheme == "file" else url)
         return url  # a path on a filesystem given by the caller (e.g. "bucket/dataset" on an S3 filesystem)
     inner = _unwrap_fsspec(filesystem)
     if inner is not None:

@@ -23,11 +23,14 @@ import warnings
 from typing import Any, Callable, Iterator
 
 import numpy as np
-import torch
-from torch.utils.data import IterableDataset, get_worker_info
-from torch.utils.data.dataloader import default_collate
 
-from petastorm._batching import BatchBuffers, rebatch_columns
+from petastorm._extras import require
+
+torch = require("torch", "petastorm.pytorch")
+from torch.utils.data import IterableDataset, get_worker_info  # noqa: E402
+from torch.utils.data.dataloader import default_collate  # noqa: E402
+
+from petastorm._batching import BatchBuffers, rebatch_columns  # noqa: E402
 from petastorm.reader_impl.pytorch_shuffling_buffer import BatchedRandomShufflingBuffer
 from petastorm.reader_impl.shuffling_buffer import (UNBOUNDED_EXTRA_CAPACITY, NoopShufflingBuffer,
                                                     RandomShufflingBuffer)

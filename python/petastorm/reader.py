@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from petastorm._lazy import lazy_dir, lazy_exports
 from petastorm.cache import NullCache
 from petastorm.errors import NoDataAvailableError, PetastormMetadataError
 from petastorm.etl.dataset_metadata import get_schema, infer_or_load_unischema, load_row_groups
@@ -54,13 +55,8 @@ _REEXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _REEXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _REEXPORTS)
+__dir__ = lazy_dir(__name__, _REEXPORTS)
 
 
 def normalize_dataset_url_or_urls(dataset_url_or_urls: UrlOrUrls) -> UrlOrUrls:
@@ -160,6 +156,11 @@ class Reader:
     def batched_output(self) -> bool:
         """True when each item is a batch (a namedtuple of arrays), False when it is one row (or n-gram)."""
         return self._batched_output
+
+    @property
+    def num_epochs(self) -> int | None:
+        """Passes over the data per ``reset()`` (None: no end), as the original's attribute."""
+        return self.plan.num_epochs
 
     @property
     def is_batched_reader(self) -> bool:

@@ -18,6 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from petastorm._batching import BatchBuffers, rebatch_columns
+from petastorm._extras import require
 
 __all__ = ["make_petastorm_dataset", "tf_tensors", "RANDOM_SHUFFLING_QUEUE_SIZE", "date_to_nsec_from_epoch",
            "make_namedtuple_tf_ngram"]
@@ -38,9 +39,7 @@ _RESET_READER_WARN = (
 
 
 def _tf() -> Any:
-    import tensorflow as tf  # noqa: PLC0415 - imported lazily on purpose (it takes seconds)
-
-    return tf
+    return require("tensorflow", "petastorm.tf_utils")  # imported lazily on purpose (it takes seconds)
 
 
 def _numpy_to_tf_dtype(numpy_dtype: Any, field_name: str = "?") -> Any:
@@ -187,7 +186,7 @@ def make_petastorm_dataset(reader: Any, batch_size: int | None = None, drop_last
             for item in reader:
                 yield {t: _sanitize_tuple(item[t], targets[t]) for t in targets}
 
-        return _untuned(tf.data.Dataset.from_generator(ngram_generator, output_signature=signature))
+        return _finished(tf.data.Dataset.from_generator(ngram_generator, output_signature=signature), reader)
 
     targets = _field_targets(schema)
     batched = bool(reader.batched_output)
@@ -195,7 +194,7 @@ def make_petastorm_dataset(reader: Any, batch_size: int | None = None, drop_last
     row_type = schema._get_namedtuple()
     if batch_size is not None and not batched:
         dataset = tf.data.Dataset.from_generator(lambda: _rows(reader, targets), output_signature=signature)
-        return _untuned(dataset.batch(batch_size, drop_remainder=drop_last))
+        return _finished(dataset.batch(batch_size, drop_remainder=drop_last), reader)
     if batch_size is not None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -211,16 +210,23 @@ def make_petastorm_dataset(reader: Any, batch_size: int | None = None, drop_last
             for batch in rebatch_columns(columns, batch_size, drop_last, buffers):
                 yield row_type(*(buffers.contiguous(batch[name]) for name in row_type._fields))
 
-        return _untuned(tf.data.Dataset.from_generator(batch_generator, output_signature=signature))
-    return _untuned(tf.data.Dataset.from_generator(lambda: _rows(reader, targets), output_signature=signature))
+        return _finished(tf.data.Dataset.from_generator(batch_generator, output_signature=signature), reader)
+    return _finished(tf.data.Dataset.from_generator(lambda: _rows(reader, targets), output_signature=signature),
+                     reader)
 
 
-def _untuned(dataset: Any) -> Any:
-    """``dataset`` with tf.data's autotuning off. The reader already reads ahead on its own threads; with the
-    autotuner on, a generator-fed pipeline ran at one of two speeds at random, the slower about 35 % below the
-    other (measured: 92,000 against 130,000-150,000 rows/s of (3, 32, 32) float32 on 2 cores). Re-enable it
-    downstream with ``dataset.with_options(options)`` where ``options.autotune.enabled = True``."""
-    options = _tf().data.Options()
+def _finished(dataset: Any, reader: Any) -> Any:
+    """``dataset`` with tf.data's autotuning off and, for a reader without an end (``num_epochs=None``), infinite
+    cardinality, so that consumers that check it (``tf_keras``, ``take``/``repeat`` planning) know.
+
+    The reader already reads ahead on its own threads; with the autotuner on, a generator-fed pipeline ran at one
+    of two speeds at random, the slower about 35 % below the other (measured: 92,000 against 130,000-150,000
+    rows/s of (3, 32, 32) float32 on 2 cores). Re-enable it downstream with ``dataset.with_options(options)``
+    where ``options.autotune.enabled = True``."""
+    tf = _tf()
+    if getattr(reader, "num_epochs", 1) is None:
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY))
+    options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.with_options(options)
 
@@ -248,6 +254,11 @@ def tf_tensors(reader: Any, shuffling_queue_capacity: int = 0, min_after_dequeue
     """
     tf = _tf()
     v1 = tf.compat.v1
+    if tf.executing_eagerly():
+        raise RuntimeError("tf_tensors builds TF1 graph tensors, but TensorFlow is in eager mode (the TF2 default), "
+                           "where Session.run would find an empty graph. Call "
+                           "tf.compat.v1.disable_eager_execution() at the start of the program (or build inside "
+                           "`with tf.Graph().as_default():`), or use make_petastorm_dataset(reader) in TF2 code")
     if reader.batched_output and shuffling_queue_capacity > 0:
         raise ValueError("shuffling_queue_capacity can not be used with a reader that produces batched_output: each "
                          "batch is a Parquet row group; shuffle rows with the reader's shuffle_rows instead")

@@ -8,6 +8,7 @@ decoded, for ``make_reader``), the transform, the n-gram search and the in-row-g
 """
 from __future__ import annotations
 
+import collections.abc
 import os
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -301,6 +302,8 @@ class ItemLoader:
         rows = []
         for values in zip(*lists):
             row = func(dict(zip(names, values)))
+            if not isinstance(row, collections.abc.Mapping):
+                raise TypeError(_transform_output_error(func, "a dict of the row's fields (make_reader)", row))
             try:
                 rows.append(tuple([row[name] for name in output_names]))
             except KeyError:
@@ -332,7 +335,16 @@ class ItemLoader:
             return {name: values for name, values in columns.items() if name not in spec.removed_fields}
         frame = pd.DataFrame({name: list(values) if values.ndim > 1 else values for name, values in columns.items()})
         frame = spec.func(frame)
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(_transform_output_error(spec.func, "a pandas DataFrame (make_batch_reader)", frame))
         return {name: _series_to_numpy(frame[name]) for name in frame.columns if name not in spec.removed_fields}
+
+
+def _transform_output_error(func: Any, expected: str, got: Any) -> str:
+    name = getattr(func, "__qualname__", None) or repr(func)
+    hint = (" To return several values, return a dict, e.g. {'image': ..., 'label': ...}, and declare new or "
+            "changed fields in TransformSpec(edit_fields=...)") if isinstance(got, (tuple, list)) else ""
+    return f"TransformSpec func {name} must return {expected}; it returned a {type(got).__name__}.{hint}"
 
 
 def _series_to_numpy(series: pd.Series) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import multiprocessing
 from typing import Any
 
 from petastorm.ngram import NGram
@@ -84,6 +85,10 @@ class ReaderOptions:
         if self.reader_pool_type not in POOL_TYPES:
             raise ValueError(f"Unknown reader_pool_type {self.reader_pool_type!r}; expected one of {POOL_TYPES} "
                              "or a pool object of petastorm.workers_pool")
+        if self.reader_pool_type == "process" and multiprocessing.current_process().daemon:
+            raise ValueError("reader_pool_type='process' cannot start worker processes here: this is a daemonic "
+                             "process (a torch DataLoader worker, a multiprocessing.Pool worker), and those may not "
+                             "have children. Use reader_pool_type='thread' inside such workers")
         _positive_int("workers_count", self.workers_count)
         _positive_int("results_queue_size", self.results_queue_size)
         fields = self.schema_fields

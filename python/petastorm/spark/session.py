@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -48,8 +49,11 @@ def configure_spark(builder: SparkSession.Builder, extensions: bool = True) -> S
     active = SparkContext._active_spark_context
     if active is not None and jar not in active.getConf().get("spark.jars", ""):
         raise RuntimeError(
-            "A SparkContext without the petastorm jar is already running in this process, and jars can only be "
-            "added when it starts: call configure_spark(builder) before the first getOrCreate(), or stop it first"
+            "A SparkContext without the petastorm jar is already running in this process. Jars reach the JVM only "
+            "when it starts, and the JVM outlives SparkSession.stop(), so stopping the session does not help. "
+            "Start a new Python process (in a notebook: restart the kernel) and call configure_spark(builder) "
+            "before the first getOrCreate(); or launch with `--jars " + jar + " --conf spark.sql.extensions="
+            + EXTENSIONS_CLASS + "` (pyspark, spark-submit or PYSPARK_SUBMIT_ARGS)"
         )
     options = getattr(builder, "_options", {})
     builder = builder.config("spark.jars", _append(options, "spark.jars", jar))
@@ -70,7 +74,9 @@ def cli_session(app_name: str, master: str | None = None, conf: dict | None = No
     if active is not None:
         yield active
         return
-    builder = SparkSession.builder.appName(app_name).config("spark.ui.showConsoleProgress", "false")
+    builder = SparkSession.builder.appName(app_name)
+    if sys.stderr.isatty() and "spark.ui.showConsoleProgress" not in (conf or {}):
+        builder = builder.config("spark.ui.showConsoleProgress", "true")  # long jobs show Spark's progress bar
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     if master:

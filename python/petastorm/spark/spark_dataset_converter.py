@@ -36,8 +36,10 @@ from urllib.parse import urlparse
 import numpy as np
 
 from petastorm import make_batch_reader
+from petastorm._extras import require
 from petastorm._npy import read_npy_header
-from petastorm.fs_utils import FilesystemResolver, get_filesystem_and_path_or_paths, normalize_dir_url  # noqa: F401
+from petastorm.fs_utils import (FilesystemResolver, file_url_path, get_filesystem_and_path_or_paths,  # noqa: F401
+                                normalize_dir_url)
 
 __all__ = ["SparkDatasetConverter", "make_spark_converter", "normalize_dbfs_url", "register_delete_dir_handler",
            "CachedDataFrameMeta", "TFDatasetContextManager", "TorchDatasetContextManager"]
@@ -86,8 +88,7 @@ def _as_url(path_or_url: str) -> str:
 
 
 def _local_path(url: str) -> str | None:
-    parsed = urlparse(url)
-    return parsed.path if parsed.scheme == "file" else None
+    return file_url_path(url) if urlparse(url).scheme == "file" else None
 
 
 def _join(url: str, name: str) -> str:
@@ -678,8 +679,7 @@ class TFDatasetContextManager:
         self.reader = None
 
     def __enter__(self) -> Any:
-        import tensorflow as tf
-
+        tf = require("tensorflow", "make_tf_dataset")
         from petastorm.tf_utils import make_petastorm_dataset
 
         self.reader = _open_reader(self.parquet_file_url_list, self.petastorm_reader_kwargs)
