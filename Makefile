@@ -62,8 +62,11 @@ $(JAR): $(DEPS_STAMP) $(SCALA_SOURCES)
 	cp target/scala-2.13/petastorm-spark_2.13-$(VERSION).jar $@
 
 # Publishes to ~/.m2/repository, where `spark-submit --packages org.petastorm:petastorm-spark_2.13:$(VERSION)` finds it.
-publish-local: $(DEPS_STAMP)
-	$(SBT) publishM2 < /dev/null
+# Needs only a JDK, no virtualenv: without .venv, PETASTORM_SPARK_FROM=maven makes sbt fetch Spark from Maven
+# Central (`provided`, at the pinned pyspark's version read from requirements/dev.lock); with .venv, its
+# pyspark/jars (the same release) are used as for `make jar`.
+publish-local:
+	$(if $(wildcard $(PY)),,PETASTORM_SPARK_FROM=maven )$(SBT) publishM2 < /dev/null
 
 wheel: $(DEPS_STAMP) $(JAR)
 	rm -rf dist && mkdir -p dist

@@ -1,9 +1,27 @@
 // One build for the JVM half of petastorm: the `petastorm` DataSource V2, the tensor UDT and the SQL functions.
-// Spark is `provided` and compiled against exactly the jars that the pinned pyspark ships (pyspark/jars), so the
-// jar, the Python package and the test sessions always agree on one Spark release.
+// Spark is `provided`, at exactly the release of the pyspark pinned in requirements/dev.lock, so the jar, the Python
+// package and the test sessions always agree on one Spark release. Where its jars come from is chosen by the
+// environment variable PETASTORM_SPARK_FROM:
+//   pyspark (default) compile and test against the jars that the pinned pyspark ships (pyspark/jars of .venv, or
+//                     SPARK_JARS_DIR): what `make jar` and `make test` do;
+//   maven             fetch Spark from Maven Central as `provided` dependencies (listed so in the POM), so no
+//                     Python environment is needed: what `make publish-local` does.
 import scala.sys.process._
 
 val projectVersion = IO.read(file("VERSION")).trim
+
+// The Spark release: the pinned pyspark's version (PyPI spells Spark's "-previewN" as ".devN").
+val sparkVersion: String = {
+  val lock = file("requirements/dev.lock")
+  """(?m)^pyspark==([^\s;#]+)""".r.findFirstMatchIn(IO.read(lock)).map(_.group(1))
+    .getOrElse(sys.error(s"No `pyspark==<version>` pin in $lock"))
+    .replaceAll("""\.dev(\d+)$""", "-preview$1")
+}
+
+val sparkFrom: String = sys.env.getOrElse("PETASTORM_SPARK_FROM", "pyspark").trim.toLowerCase match {
+  case from @ ("pyspark" | "maven") => from
+  case other => sys.error(s"PETASTORM_SPARK_FROM=$other: expected `pyspark` (the default) or `maven`")
+}
 
 // Spark's jars from the project's virtualenv (or SPARK_JARS_DIR): the same release pyspark runs.
 lazy val sparkJarsDir = settingKey[File]("Directory holding the Spark release jars (pyspark/jars).")
@@ -12,9 +30,28 @@ def findSparkJars(base: File): File = sys.env.get("SPARK_JARS_DIR").map(file).ge
   val python = base / ".venv" / "bin" / "python"
   val cmd = Seq(python.getPath, "-c", "import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), 'jars'))")
   val dir = try cmd.!!.trim catch {
-    case e: Exception => sys.error(s"Cannot locate pyspark's jars with $python (run `make venv` first, or set SPARK_JARS_DIR): $e")
+    case e: Exception => sys.error(
+      s"Cannot locate pyspark's jars with $python (run `make venv` first, set SPARK_JARS_DIR, or build against " +
+        s"Spark $sparkVersion from Maven Central with PETASTORM_SPARK_FROM=maven): $e")
   }
   file(dir)
+}
+
+val sparkSettings: Seq[Setting[_]] = sparkFrom match {
+  case "pyspark" => Seq(
+    sparkJarsDir := findSparkJars(baseDirectory.value),
+    // Spark (and everything it brings) is provided by the runtime: compile and test against its jars, never package them.
+    Compile / unmanagedJars ++= (sparkJarsDir.value ** "*.jar").classpath,
+    Test / unmanagedJars ++= (sparkJarsDir.value ** "*.jar").classpath
+  )
+  case "maven" => Seq(
+    // spark-sql brings core, catalyst, Hadoop's client API, Parquet, json4s and pickle; spark-hive brings libthrift
+    // (FooterKeyValues) at the version Spark ships. `provided`: on the compile classpath and in the POM as such.
+    libraryDependencies ++= Seq(
+      "org.apache.spark" %% "spark-sql" % sparkVersion % Provided,
+      "org.apache.spark" %% "spark-hive" % sparkVersion % Provided
+    )
+  )
 }
 
 // The add-opens list that spark-submit adds by itself (org.apache.spark.launcher.JavaModuleOptions).
@@ -42,10 +79,7 @@ lazy val root = (project in file("."))
     Test / unmanagedSourceDirectories += baseDirectory.value / "examples" / "scala",
     Test / resourceDirectory := baseDirectory.value / "scala" / "src" / "test" / "resources",
 
-    sparkJarsDir := findSparkJars(baseDirectory.value),
-    // Spark (and everything it brings) is provided by the runtime: compile and test against its jars, never package them.
-    Compile / unmanagedJars ++= (sparkJarsDir.value ** "*.jar").classpath,
-    Test / unmanagedJars ++= (sparkJarsDir.value ** "*.jar").classpath,
+    sparkSettings,
 
     libraryDependencies += "org.scalatest" %% "scalatest" % "3.2.19" % Test,
 
