@@ -6,8 +6,9 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+from pyspark.sql import SparkSession
 
-from petastorm import make_reader
+from petastorm import cli, make_reader
 from petastorm.etl.dataset_metadata import get_schema_from_dataset_url
 from petastorm.spark.ingest import ingest_images
 
@@ -62,3 +63,36 @@ def test_ingest_images_command_resizes(image_folder, tmp_path):
         rows = {r.filename: r.image for r in reader}
     np.testing.assert_array_equal(rows["img_20.png"], pixels["img_20.png"])  # already 32x32: unchanged
     assert rows["img_0.png"].shape == (32, 32, 3)
+
+
+def test_ingest_string_labels_keep_the_text_and_get_a_label_index(spark, image_folder, tmp_path):
+    folder, pixels = image_folder
+    labels = tmp_path / "animals.csv"
+    animals = {f"img_{i}.png": ("cat", "dog", "bird")[i % 3] for i in range(12)}
+    labels.write_text("filename,label\n" + "".join(f"{name},{label}\n" for name, label in animals.items()))
+    url = f"file://{tmp_path / 'animals'}"
+    assert ingest_images(spark, str(labels), str(folder), url).rows == 12
+    schema = get_schema_from_dataset_url(url)
+    assert schema.label_index.numpy_dtype == np.int32
+    with make_reader(url) as reader:
+        rows = {r.filename: r for r in reader}
+    index = {"bird": 0, "cat": 1, "dog": 2}
+    assert {name: (r.label, r.label_index) for name, r in rows.items()} == {
+        name: (label, index[label]) for name, label in animals.items()}
+    np.testing.assert_array_equal(rows["img_3.png"].image, pixels["img_3.png"])
+
+
+def test_ingest_images_command_names_an_existing_output_and_the_mode_to_use(spark, image_folder, tmp_path, capsys):
+    folder, _ = image_folder
+    out = tmp_path / "exists"
+    out.mkdir()
+    url = f"file://{out}"
+    assert SparkSession.getActiveSession() is not None  # the command runs on it (and leaves it running)
+    code = cli.main(["ingest-images", "--labels", str(folder / "labels.csv"), "--images", str(folder), "--out", url])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err == (f"petastorm ingest-images: {url} already exists; pass --mode overwrite to replace it "
+                   "(or --mode append to add to it)\n")
+    with pytest.raises(FileExistsError, match=f"^ingest: output {url} already exists; use mode 'overwrite'") as raised:
+        ingest_images(spark, str(folder / "labels.csv"), str(folder), url)
+    assert raised.value.output == url

@@ -12,8 +12,9 @@ from pyspark.sql import Row
 from pyspark.sql.types import StructField, StructType
 
 from petastorm.spark import TensorUDT, as_tensor
-from petastorm.spark.functions import (decode_image, encode_image, image_failure_count, load_image,
-                                       tensor_shape, vector_to_tensor)
+from petastorm.spark import functions
+from petastorm.spark.functions import (SqlFunctionNotRegisteredError, decode_image, encode_image,
+                                       image_failure_count, load_image, tensor_shape, vector_to_tensor)
 
 H, W = 23, 37
 
@@ -156,6 +157,9 @@ def test_failures_give_null_and_are_counted_or_fail_naming_the_path(spark, tmp_p
     try:
         with pytest.raises(Exception, match="load_image: cannot decode '.*broken.png': Expected PNG, JPEG, BMP or GIF"):
             _load(spark, paths[:1])
+        with pytest.raises(Exception, match="IllegalArgumentException: load_image: cannot read '.*missing.png': "
+                                            "file not found"):
+            _load(spark, paths[1:])
     finally:
         spark.conf.unset("spark.petastorm.image.onError")
 
@@ -173,3 +177,16 @@ def test_vector_to_tensor_dense_and_sparse(spark):
 def test_wrappers_check_their_arguments():
     with pytest.raises(ValueError, match="both height and width"):
         load_image("path", height=10)
+
+
+def test_a_function_the_session_does_not_know_says_how_to_register_them(spark):
+    # The shared session has the extension, so an unknown name stands for a session without it: the catalog's real
+    # UNRESOLVED_ROUTINE, met when the wrapper builds its column, becomes an error naming the two ways to fix it.
+    with pytest.raises(SqlFunctionNotRegisteredError) as raised:
+        functions._function("no_such_petastorm_fn", functions.F.lit(1))
+    message = str(raised.value)
+    assert message.startswith("no_such_petastorm_fn: petastorm's SQL functions are not registered")
+    assert "--conf spark.sql.extensions=org.petastorm.spark.PetastormExtensions" in message
+    assert "petastorm.spark.configure_spark(SparkSession.builder)" in message
+    ones = functions.array_to_tensor(functions.F.array(functions.F.lit(1)), [1])  # a known function: no error
+    assert spark.range(1).select(tensor_shape(ones)).first()[0] == [1]

@@ -137,7 +137,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"petastorm inspect: {e}", file=sys.stderr)
             return 1
     elif args.command == "ingest-images":
-        ingest(args)
+        from petastorm.spark.ingest import OutputExistsError
+        try:
+            ingest(args)
+        except OutputExistsError as e:
+            print(f"petastorm ingest-images: {e.output} already exists; pass --mode overwrite to replace it "
+                  "(or --mode append to add to it)", file=sys.stderr)
+            return 1
     return 0
 
 

@@ -1,13 +1,53 @@
-"""PySpark wrappers of petastorm's SQL functions (they run on the JVM; the session needs `configure_spark`)."""
+"""PySpark wrappers of petastorm's SQL functions (they run on the JVM; the session needs `configure_spark`).
+
+Each wrapper checks that the active session knows its function, and raises `SqlFunctionNotRegisteredError` saying
+how to register them when it does not.
+"""
 from __future__ import annotations
 
+import weakref
 from typing import Optional, Sequence, Union
 
-from pyspark.sql import Column
+from pyspark.errors import AnalysisException
+from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
+
+from petastorm.spark.session import EXTENSIONS_CLASS
 
 ColumnOrName = Union[Column, str]
 Shape = Union[Sequence[int], Column]
+
+class SqlFunctionNotRegisteredError(RuntimeError):
+    """A petastorm SQL function is unknown to the active Spark session (the session lacks petastorm's extension)."""
+
+
+# Function names already found in each session, so each is looked up in the catalog once per session.
+_found: "weakref.WeakKeyDictionary[SparkSession, set]" = weakref.WeakKeyDictionary()
+
+
+def _require(name: str) -> None:
+    """Looks `name` up in the active session's catalog; Spark's UNRESOLVED_ROUTINE becomes an error saying how to
+    register petastorm's functions. Without an active session the check is left to Spark, when the column is used."""
+    spark = SparkSession.getActiveSession()
+    if spark is None or name in _found.get(spark, ()):
+        return
+    try:
+        spark.catalog.getFunction(name)
+    except AnalysisException as e:
+        if e.getCondition() != "UNRESOLVED_ROUTINE":
+            raise
+        raise SqlFunctionNotRegisteredError(
+            f"{name}: petastorm's SQL functions are not registered in this Spark session. Start Spark with "
+            f"`--conf spark.sql.extensions={EXTENSIONS_CLASS}` (and the petastorm jar), or build the session with "
+            "petastorm.spark.configure_spark(SparkSession.builder); reading a dataset with "
+            "spark.read.format('petastorm') also registers them in the session") from None
+    _found.setdefault(spark, set()).add(name)
+
+
+def _function(name: str, *args: Column) -> Column:
+    """`name(args)` for one of petastorm's SQL functions, checked to be known to the active session."""
+    _require(name)
+    return F.call_function(name, *args)
 
 
 def _shape(shape: Shape) -> Column:
@@ -22,23 +62,23 @@ def _col(column: ColumnOrName) -> Column:
 
 def tensor_shape(tensor: ColumnOrName) -> Column:
     """The dimensions of a tensor column, as `array<int>`."""
-    return F.call_function("tensor_shape", _col(tensor))
+    return _function("tensor_shape", _col(tensor))
 
 
 def tensor_dtype(tensor: ColumnOrName) -> Column:
     """The numpy dtype name of a tensor column (`float32`, `uint8`, ...)."""
-    return F.call_function("tensor_dtype", _col(tensor))
+    return _function("tensor_dtype", _col(tensor))
 
 
 def tensor_to_array(tensor: ColumnOrName, dtype: Optional[str] = None) -> Column:
     """The elements of a tensor in row-major order: `array<double>`, or the Spark type that holds `dtype`."""
     args = [_col(tensor)] + ([] if dtype is None else [F.lit(dtype)])
-    return F.call_function("tensor_to_array", *args)
+    return _function("tensor_to_array", *args)
 
 
 def tensor_reshape(tensor: ColumnOrName, shape: Shape) -> Column:
     """The same elements with another shape; one dimension may be -1."""
-    return F.call_function("tensor_reshape", _col(tensor), _shape(shape))
+    return _function("tensor_reshape", _col(tensor), _shape(shape))
 
 
 def array_to_tensor(values: ColumnOrName, shape: Shape, dtype: Optional[str] = None) -> Column:
@@ -48,7 +88,7 @@ def array_to_tensor(values: ColumnOrName, shape: Shape, dtype: Optional[str] = N
     elements and a wrong element count for `shape` are errors.
     """
     args = [_col(values), _shape(shape)] + ([] if dtype is None else [F.lit(dtype)])
-    return F.call_function("array_to_tensor", *args)
+    return _function("array_to_tensor", *args)
 
 
 def _int_or_null(value: Optional[int]) -> Column:
@@ -73,13 +113,13 @@ def load_image(path: ColumnOrName, height: Optional[int] = None, width: Optional
     or decoded gives null (counted, see `image_failure_count`), or an error when the session conf
     `spark.petastorm.image.onError` is `fail`.
     """
-    return F.call_function("load_image", _col(path), *_image_args(height, width, channels))
+    return _function("load_image", _col(path), *_image_args(height, width, channels))
 
 
 def decode_image(data: ColumnOrName, height: Optional[int] = None, width: Optional[int] = None,
                  channels: Optional[int] = None) -> Column:
     """PNG, JPEG, BMP or GIF bytes (a binary column) as an image tensor, exactly like `load_image`."""
-    return F.call_function("decode_image", _col(data), *_image_args(height, width, channels))
+    return _function("decode_image", _col(data), *_image_args(height, width, channels))
 
 
 def encode_image(tensor: ColumnOrName, format: str = "png", quality: Optional[int] = None) -> Column:
@@ -88,13 +128,13 @@ def encode_image(tensor: ColumnOrName, format: str = "png", quality: Optional[in
     `quality` (1 to 100, default 80) applies to JPEG.
     """
     args = [_col(tensor), F.lit(format)] + ([] if quality is None else [F.lit(int(quality))])
-    return F.call_function("encode_image", *args)
+    return _function("encode_image", *args)
 
 
 def vector_to_tensor(vector: ColumnOrName, shape: Optional[Shape] = None) -> Column:
     """A Spark ML vector column (dense or sparse) as a float64 tensor of `shape` (default: (size,))."""
     args = [_col(vector)] + ([] if shape is None else [_shape(shape)])
-    return F.call_function("vector_to_tensor", *args)
+    return _function("vector_to_tensor", *args)
 
 
 def image_failure_count(spark) -> int:

@@ -27,6 +27,16 @@ class SqlFunctionsSuite extends AnyFunSuite with LocalSpark {
     assert(one("SELECT tensor_shape(array_to_tensor(array(1.0D), array()))") == Seq())
   }
 
+  test("array_to_tensor takes decimals (SQL's 1.0): float64 by default, or the given dtype") {
+    val t = one("SELECT array_to_tensor(array(1.0, 2.0, 3.0, 4.0), array(2, 2))").asInstanceOf[Tensor]
+    assert(t.dtype == DType.Float64 && t.shape == Seq(2, 2) && t.toDoubleArrayExact.toSeq == Seq(1.0, 2.0, 3.0, 4.0))
+    val mixed = one("SELECT array_to_tensor(array(0.25, 1.5, 2.75), array(3), 'float32')").asInstanceOf[Tensor]
+    assert(mixed.dtype == DType.Float32 && mixed.toFloatArray.toSeq == Seq(0.25f, 1.5f, 2.75f))
+    val ints = one("SELECT array_to_tensor(array(-2.7, 9223372036854775807.0), array(2), 'int64')").asInstanceOf[Tensor]
+    assert(ints.toLongArray.toSeq == Seq(-2L, Long.MaxValue)) // truncated toward zero, exactly
+    assert(failure("SELECT array_to_tensor(array(256.5), array(1), 'uint8')").contains("Value 256 at index 0 does not fit uint8"))
+  }
+
   test("tensor_shape, tensor_dtype, tensor_to_array and tensor_reshape") {
     spark.sql("SELECT array_to_tensor(sequence(1, 24), array(2, 3, 4), 'float64') AS t")
       .createOrReplaceTempView("tensors")

@@ -5,8 +5,12 @@ import org.apache.spark.sql.execution.datasources.FileFormat
 import org.apache.spark.sql.execution.datasources.v2.FileDataSourceV2
 import org.apache.spark.sql.types.StructType
 import org.apache.spark.sql.util.CaseInsensitiveStringMap
+import org.petastorm.spark.SessionFunctions
 
-/** `spark.read.format("petastorm")` / `df.write.format("petastorm")`: Petastorm datasets with tensor columns. */
+/**
+ * `spark.read.format("petastorm")` / `df.write.format("petastorm")`: Petastorm datasets with tensor columns. Reading
+ * also registers petastorm's SQL functions in the session when it was built without the extension.
+ */
 class PetastormDataSource extends FileDataSourceV2 {
   override def fallbackFileFormat: Class[_ <: FileFormat] = classOf[PetastormFileFormat]
   override def shortName(): String = "petastorm"
@@ -17,6 +21,7 @@ class PetastormDataSource extends FileDataSourceV2 {
     table(options, Some(schema))
 
   private def table(options: CaseInsensitiveStringMap, schema: Option[StructType]): Table = {
+    SessionFunctions.register(sparkSession)
     val paths = getPaths(options)
     PetastormTable(getTableName(options, paths), sparkSession, getOptionsWithoutPaths(options), paths, schema,
       fallbackFileFormat)

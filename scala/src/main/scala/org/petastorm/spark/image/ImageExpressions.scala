@@ -57,10 +57,8 @@ case class LoadImage(
     val fs = file.getFileSystem(hadoopConf.value)
     fs match {
       // Local files (images carry no .crc files): read directly, skipping Hadoop's checksum and stream layers.
-      case local: LocalFileSystem =>
-        try java.nio.file.Files.readAllBytes(local.pathToFile(file).toPath) catch {
-          case _: java.nio.file.NoSuchFileException => throw new java.io.FileNotFoundException(s"File $file does not exist")
-        }
+      // A missing file raises NoSuchFileException here (FileNotFoundException from Hadoop): OnImageError names both.
+      case local: LocalFileSystem => java.nio.file.Files.readAllBytes(local.pathToFile(file).toPath)
       case other =>
         val in = other.open(file)
         try in.readAllBytes() finally in.close()

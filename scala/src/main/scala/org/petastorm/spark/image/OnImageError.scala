@@ -1,6 +1,7 @@
 package org.petastorm.spark.image
 
-import java.io.{IOException, UncheckedIOException}
+import java.io.{FileNotFoundException, IOException}
+import java.nio.file.{AccessDeniedException, NoSuchFileException}
 
 import org.apache.spark.SparkContext
 import org.apache.spark.sql.SparkSession
@@ -12,7 +13,9 @@ import org.slf4j.LoggerFactory
  * What `load_image` and `decode_image` do with a file they cannot read or bytes they cannot decode, chosen by the
  * session conf `spark.petastorm.image.onError` when the query is analysed: `null` (the default) gives a null
  * tensor, logs a warning naming the source and the reason, and adds one to the context's
- * [[ImageFailures]] counter; `fail` stops the query with an error naming the source and the reason.
+ * [[ImageFailures]] counter; `fail` stops the query with an `IllegalArgumentException` naming the function, the
+ * source and the reason, the same for a file that cannot be read (`load_image: cannot read 'file:/x.png': file not
+ * found`) and for bytes that cannot be decoded (`load_image: cannot decode 'file:/y.png': Expected PNG, ...`).
  */
 sealed trait OnImageError extends Serializable {
   /** The result for a failure of `function` on `source` (a quoted path, or a description of the bytes). */
@@ -24,16 +27,22 @@ object OnImageError {
 
   private val log = LoggerFactory.getLogger(classOf[OnImageError])
 
+  /** Why reading or decoding failed, in words (the source is named by the caller). */
   private def reason(cause: Exception): String = cause match {
+    case _: FileNotFoundException | _: NoSuchFileException => "file not found"
+    case _: AccessDeniedException => "permission denied"
     case e: IOException => s"${e.getClass.getSimpleName}: ${e.getMessage}"
     case e => e.getMessage
   }
 
+  private def failure(function: String, source: String, cause: Exception): String = cause match {
+    case _: IOException => s"$function: cannot read $source: ${reason(cause)}"
+    case _ => s"$function: cannot decode $source: ${reason(cause)}"
+  }
+
   case object Fail extends OnImageError {
-    override def apply(function: String, source: String, cause: Exception): Null = cause match {
-      case e: IOException => throw new UncheckedIOException(s"$function: cannot read $source: ${reason(e)}", e)
-      case e => throw new IllegalArgumentException(s"$function: cannot decode $source: ${reason(e)}", e)
-    }
+    override def apply(function: String, source: String, cause: Exception): Null =
+      throw new IllegalArgumentException(failure(function, source, cause), cause)
     override def toString: String = "fail"
   }
 

@@ -1,8 +1,10 @@
 package org.petastorm.spark.ingest
 
-import org.apache.hadoop.fs.Path
+import java.util.Locale
+
+import org.apache.hadoop.fs.{FileAlreadyExistsException, Path}
 import org.apache.spark.sql.{DataFrame, SparkSession}
-import org.apache.spark.sql.functions.{call_function, col, concat, lit, trim}
+import org.apache.spark.sql.functions.{call_function, col, concat, lit, trim, typedLit}
 import org.apache.spark.sql.types.IntegerType
 import org.petastorm.spark.functions.load_image
 import org.petastorm.spark.image.ImageFailures
@@ -14,12 +16,14 @@ final case class IngestResult(rows: Long, failedImages: Long, output: String)
  * Images plus a label CSV (`filename,label`, with or without that header) into a Petastorm dataset in one
  * distributed job: images are read and decoded on the executors (`load_image`), optionally resized, and written
  * with `format("petastorm")` as a uint8 (H, W, 3) tensor column `image` (codec `ndarray` or `png`) beside
- * `filename` and `label` (integer when every label is one). Images that cannot be read are counted and left out,
- * or fail the job when `spark.petastorm.image.onError=fail`.
+ * `filename` and `label` (see [[readLabels]]). Images that cannot be read are counted and left out, or fail the job
+ * when `spark.petastorm.image.onError=fail`. In the default mode (`errorifexists`) an existing `output` fails with a
+ * `FileAlreadyExistsException` naming it before any image is read.
  */
 object ImageIngest {
   def run(spark: SparkSession, labelsCsv: String, imagesDir: String, output: String, size: Option[(Int, Int)],
           codec: String, mode: String): IngestResult = {
+    refuseExistingOutput(spark, output, mode)
     val labels = readLabels(spark, labelsCsv)
     val partitions = math.max(spark.sparkContext.defaultParallelism, (labels.count() / 2000).toInt)
     val dir = imagesDir.stripSuffix("/") + "/"
@@ -41,7 +45,23 @@ object ImageIngest {
           codec: String, mode: String): IngestResult =
     run(spark, labelsCsv, imagesDir, output, if (height > 0 && width > 0) Some((height, width)) else None, codec, mode)
 
-  /** `filename,label` rows; the header line is optional. Labels become integers when all of them are. */
+  /** Checked before any work, so the error names the output and what to do (Spark's PATH_ALREADY_EXISTS does not). */
+  private def refuseExistingOutput(spark: SparkSession, output: String, mode: String): Unit =
+    mode.trim.toLowerCase(Locale.ROOT) match {
+      case "errorifexists" | "error" | "default" =>
+        val path = new Path(output)
+        if (path.getFileSystem(spark.sessionState.newHadoopConf()).exists(path)) {
+          throw new FileAlreadyExistsException(
+            s"ingest: output $output already exists; use mode 'overwrite' to replace it or 'append' to add to it")
+        }
+      case _ =>
+    }
+
+  /**
+   * `filename,label` rows; the header line is optional. When every label is an integer, `label` is an integer
+   * column. Otherwise `label` keeps the text and `label_index` is its position (from 0) in the sorted distinct
+   * labels, so the same set of labels always gets the same indexes.
+   */
   def readLabels(spark: SparkSession, labelsCsv: String): DataFrame = {
     val raw = spark.read.option("header", "false").csv(labelsCsv)
     if (raw.columns.length < 2) {
@@ -49,7 +69,15 @@ object ImageIngest {
     }
     val named = raw.select(trim(col(raw.columns(0))).as("filename"), trim(col(raw.columns(1))).as("label"))
       .where(!(col("filename") === "filename" && col("label") === "label"))
-    val allIntegers = named.where(col("label").cast(IntegerType).isNull).isEmpty
-    if (allIntegers) named.withColumn("label", col("label").cast(IntegerType)) else named
+    // No cast that can throw (ANSI mode): a label is an integer when it is digits and try_cast takes it.
+    val isInteger = col("label").rlike("^[+-]?[0-9]+$") && col("label").try_cast(IntegerType).isNotNull
+    if (named.where(col("label").isNotNull && !isInteger).isEmpty) {
+      named.withColumn("label", col("label").try_cast(IntegerType))
+    } else {
+      val sorted = named.where(col("label").isNotNull).select("label").distinct().orderBy("label").collect()
+        .map(_.getString(0))
+      val indexes = typedLit(sorted.zipWithIndex.toMap)
+      named.withColumn("label_index", indexes(col("label")))
+    }
   }
 }

@@ -30,6 +30,7 @@ private[spark] object TensorExpressions {
     case LongType => Some(DType.Int64)
     case FloatType => Some(DType.Float32)
     case DoubleType => Some(DType.Float64)
+    case _: DecimalType => Some(DType.Float64) // SQL literals such as 1.0 are decimals
     case _ => None
   }
 
@@ -78,12 +79,24 @@ private[spark] object TensorExpressions {
         case LongType => w.putLong(i, values.getLong(i))
         case FloatType => w.putDouble(i, values.getFloat(i).toDouble)
         case DoubleType => w.putDouble(i, values.getDouble(i))
+        case d: DecimalType => putDecimal(w, i, values.getDecimal(i, d.precision, d.scale), dtype)
         case other => throw new IllegalArgumentException(s"cannot make a tensor from ${other.simpleString} elements")
       }
       i += 1
     }
     Tensor(dtype, shape, w.result)
   }
+
+  /** A decimal as a float (nearest value) or an integer (truncated toward zero, exactly, like numpy's astype). */
+  private def putDecimal(w: ElementWriter, i: Int, v: Decimal, dtype: DType): Unit =
+    if (dtype.isFloating || dtype == DType.Bool) w.putDouble(i, v.toDouble)
+    else {
+      val whole = v.toJavaBigDecimal.setScale(0, java.math.RoundingMode.DOWN)
+      if (whole.toBigInteger.bitLength > 63) {
+        throw new IllegalArgumentException(s"Value $v at index $i does not fit ${dtype.name}")
+      }
+      w.putLong(i, whole.longValueExact())
+    }
 
   /** A Spark array holding the tensor's elements as `sparkElementType(tensor.dtype)`. */
   def toSparkArray(tensor: Tensor): ArrayData = tensor.dtype match {
@@ -150,8 +163,9 @@ case class TensorReshape(left: Expression, right: Expression)
 
 /**
  * `array_to_tensor(array, shape[, dtype])`: a tensor from a flat numeric array in row-major order. The dtype
- * defaults to the array's element type; one dimension may be -1. A null array gives null; a null element, a
- * wrong element count or a value the dtype cannot hold is an error.
+ * defaults to the array's element type (float64 for decimals, the type of SQL literals such as `1.0`); one
+ * dimension may be -1. A null array gives null; a null element, a wrong element count or a value the dtype cannot
+ * hold is an error.
  */
 case class ArrayToTensor(left: Expression, right: Expression, dtype: Option[DType] = None)
   extends BinaryExpression with CodegenFallback {

@@ -76,13 +76,33 @@ class ImageFunctionsSuite extends AnyFunSuite with LocalSpark {
       assert(broken.contains(s"load_image: cannot decode '${path("broken.png")}': Expected PNG, JPEG, BMP or GIF " +
         "data, got 12 bytes starting with 6e 6f 74 20 61 6e 20 69"), broken)
       val missing = failure(Seq(path("missing.png")).toDF("p").select(load_image($"p")).collect())
-      assert(missing.contains(s"load_image: cannot read '${path("missing.png")}': FileNotFoundException"), missing)
+      assert(missing.contains(s"load_image: cannot read '${path("missing.png")}': file not found"), missing)
       val bytes = failure(spark.sql("SELECT decode_image(X'0102')").collect())
       assert(bytes.contains("decode_image: cannot decode image bytes: Expected PNG"), bytes)
     }
     withOnError("ignore") {
       assert(failure(spark.sql("SELECT decode_image(X'0102')").collect())
         .contains("decode_image: spark.petastorm.image.onError must be 'null' or 'fail', got 'ignore'"))
+    }
+  }
+
+  test("with onError=fail a missing and a corrupt file fail alike: IllegalArgumentException naming path and cause") {
+    def error(body: => Any): Throwable = {
+      val e = intercept[Exception](body)
+      Iterator.iterate[Throwable](e)(_.getCause).takeWhile(_ != null).find(_.getMessage.startsWith("load_image:"))
+        .getOrElse(fail(s"no load_image error in $e"))
+    }
+    withOnError("fail") {
+      for (name <- Seq("missing.png", "broken.png")) {
+        // In a task (the error reaches the driver as the cause of the job's failure) and folded on the driver.
+        val inTask = error(Seq(path(name)).toDF("p").select(load_image($"p")).collect())
+        val folded = error(spark.sql(s"SELECT load_image('${path(name)}')").collect())
+        for (e <- Seq(inTask, folded)) {
+          assert(e.getClass == classOf[IllegalArgumentException], e)
+          if (name == "missing.png") assert(e.getMessage == s"load_image: cannot read '${path(name)}': file not found")
+          else assert(e.getMessage.startsWith(s"load_image: cannot decode '${path(name)}': Expected PNG, JPEG"), e)
+        }
+      }
     }
   }
 
