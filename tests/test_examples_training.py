@@ -57,8 +57,15 @@ def test_digits_torch_cnn(digits_url):
 
 
 @pytest.mark.slow
-def test_digits_keras_make_petastorm_dataset(digits_url):
-    assert _load("digits/train_keras.py").train_keras(digits_url) >= 0.90
+def test_digits_keras_make_petastorm_dataset(digits_url, capfd):
+    """Trains as `make demo` does, without Keras' "ran out of data" or "shuffle=True was passed" warnings."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _load("digits/train_keras.py").train_keras(digits_url) >= 0.90
+    said = " ".join(str(w.message) for w in caught) + capfd.readouterr().err
+    assert "ran out of data" not in said and "shuffle=True" not in said
 
 
 @pytest.mark.slow

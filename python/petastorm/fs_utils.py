@@ -162,6 +162,20 @@ def _fsspec_filesystem(url: str, scheme: str, storage_options: dict) -> pafs.Fil
     return as_arrow_filesystem(fsspec_fs)
 
 
+def _check_hdfs_driver(hdfs_driver: str) -> None:
+    if hdfs_driver not in _HDFS_DRIVERS:
+        raise ValueError(f"hdfs_driver must be one of {_HDFS_DRIVERS}, got {hdfs_driver!r}")
+
+
+def _one_or_many(url_or_urls: Any, single_types: tuple) -> tuple[bool, list]:
+    """``(is_single, [urls])`` of one URL or a non-empty list of them."""
+    single = isinstance(url_or_urls, single_types)
+    urls = [url_or_urls] if single else list(url_or_urls)
+    if not urls:
+        raise ValueError("dataset url list must be non-empty")
+    return single, urls
+
+
 def _check_one_filesystem(parsed_urls: Sequence[ParseResult]) -> None:
     """Raises ValueError unless the URLs share one scheme and one host/bucket."""
     schemes = {"file" if _is_local_scheme(p.scheme) else p.scheme for p in parsed_urls}
@@ -185,14 +199,10 @@ def get_filesystem_and_path_or_paths(
     ``pyarrow.fs.HadoopFileSystem`` (``user``, ``kerb_ticket``, ``extra_conf``, ...). ``hdfs_driver`` is
     accepted for compatibility: pyarrow has a single HDFS driver (JNI libhdfs); ``libhdfs3`` is gone from it.
     """
-    if hdfs_driver not in _HDFS_DRIVERS:
-        raise ValueError(f"hdfs_driver must be one of {_HDFS_DRIVERS}, got {hdfs_driver!r}")
+    _check_hdfs_driver(hdfs_driver)
     if storage_options is not None and not isinstance(storage_options, dict):
         raise TypeError(f"storage_options must be a dict or None, got {type(storage_options).__name__}")
-    single = isinstance(url_or_urls, (str, os.PathLike))
-    urls = [url_or_urls] if single else list(url_or_urls)
-    if not urls:
-        raise ValueError("dataset url list must be non-empty")
+    single, urls = _one_or_many(url_or_urls, (str, os.PathLike))
     urls = [normalize_dir_url(url) for url in urls]
     parsed_urls = [urlparse(url) for url in urls]
     _check_one_filesystem(parsed_urls)
@@ -286,12 +296,8 @@ class FilesystemResolver:
         :param user: the HDFS user (None: the login user).
         :param storage_options: options of the fsspec filesystem, or of ``pyarrow.fs.HadoopFileSystem``.
         """
-        if hdfs_driver not in _HDFS_DRIVERS:
-            raise ValueError(f"hdfs_driver must be one of {_HDFS_DRIVERS}, got {hdfs_driver!r}")
-        single = isinstance(dataset_url, (str, os.PathLike, ParseResult))
-        items = [dataset_url] if single else list(dataset_url)
-        if not items:
-            raise ValueError("dataset url list must be non-empty")
+        _check_hdfs_driver(hdfs_driver)
+        single, items = _one_or_many(dataset_url, (str, os.PathLike, ParseResult))
         urls = [_as_url_text(item) for item in items]
         parsed = [_parse_dataset_url(item) for item in items]
         _check_one_filesystem(parsed)

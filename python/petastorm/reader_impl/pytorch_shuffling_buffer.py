@@ -14,12 +14,14 @@ import numpy as np
 import torch
 
 from petastorm._batching import BatchBuffers
+from petastorm.reader_impl.shuffling_buffer import ShufflingBufferBase
 
 __all__ = ["BatchedShufflingBufferBase", "BatchedNoopShufflingBuffer", "BatchedRandomShufflingBuffer"]
 
 
-class BatchedShufflingBufferBase(abc.ABC):
-    """The interface of a batched shuffling buffer; :meth:`add_many` turns columns into tensors for ``_add_many``.
+class BatchedShufflingBufferBase(ShufflingBufferBase):
+    """The interface of a batched shuffling buffer (items are rows, :meth:`retrieve` returns a batch of them as a
+    list of column tensors); :meth:`add_many` turns columns into tensors for ``_add_many``.
 
     :param batch_size: rows per :meth:`retrieve` (the last batch after :meth:`finish` may be smaller).
     """
@@ -35,27 +37,6 @@ class BatchedShufflingBufferBase(abc.ABC):
     @abc.abstractmethod
     def _add_many(self, items: list) -> None:
         """Adds columns already converted to tensors."""
-
-    @abc.abstractmethod
-    def retrieve(self) -> list:
-        """Removes a batch of rows from the buffer and returns it as a list of column tensors."""
-
-    @abc.abstractmethod
-    def can_add(self) -> bool:
-        """Whether :meth:`add_many` may be called now."""
-
-    @abc.abstractmethod
-    def can_retrieve(self) -> bool:
-        """Whether :meth:`retrieve` may be called now."""
-
-    @property
-    @abc.abstractmethod
-    def size(self) -> int:
-        """The number of rows in the buffer."""
-
-    @abc.abstractmethod
-    def finish(self) -> None:
-        """Declares that no more rows will be added, so that the buffer can be emptied completely."""
 
 
 class BatchedNoopShufflingBuffer(BatchedShufflingBufferBase):
