@@ -47,7 +47,7 @@ def train(dataset_url: str, epochs: int = 10) -> float:
         return batch.image, batch.label
 
     with make_batch_reader(dataset_url, schema_fields=["image", "label"], num_epochs=epochs, seed=0) as reader:
-        model.fit(make_petastorm_dataset(reader, batch_size=32).map(to_xy), verbose=0)
+        model.fit(make_petastorm_dataset(reader, batch_size=32).map(to_xy), verbose=0, shuffle=False)
     with make_batch_reader(dataset_url, schema_fields=["image", "label"], num_epochs=1) as reader:
         return float(model.evaluate(make_petastorm_dataset(reader, batch_size=256).map(to_xy), verbose=0)[1])
 

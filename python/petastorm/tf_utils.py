@@ -254,14 +254,14 @@ def tf_tensors(reader: Any, shuffling_queue_capacity: int = 0, min_after_dequeue
     """
     tf = _tf()
     v1 = tf.compat.v1
+    if reader.batched_output and shuffling_queue_capacity > 0:
+        raise ValueError("shuffling_queue_capacity can not be used with a reader that produces batched_output: each "
+                         "batch is a Parquet row group; shuffle rows with the reader's shuffle_rows instead")
     if tf.executing_eagerly():
         raise RuntimeError("tf_tensors builds TF1 graph tensors, but TensorFlow is in eager mode (the TF2 default), "
                            "where Session.run would find an empty graph. Call "
                            "tf.compat.v1.disable_eager_execution() at the start of the program (or build inside "
                            "`with tf.Graph().as_default():`), or use make_petastorm_dataset(reader) in TF2 code")
-    if reader.batched_output and shuffling_queue_capacity > 0:
-        raise ValueError("shuffling_queue_capacity can not be used with a reader that produces batched_output: each "
-                         "batch is a Parquet row group; shuffle rows with the reader's shuffle_rows instead")
     schema = reader.schema
     ngram = getattr(reader, "ngram", None)
     if ngram:
