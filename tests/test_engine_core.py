@@ -381,7 +381,7 @@ def test_slices_stay_on_the_calling_thread_while_every_core_has_a_busy_reader_th
     from concurrent.futures import ThreadPoolExecutor
     from types import SimpleNamespace
 
-    from petastorm.reader import _shares_decoding
+    from petastorm.reader_impl.assembly import shares_decoding as _shares_decoding
     from petastorm.reader_impl.row_group_io import _run_sliced, busy_thread
 
     cores = os.cpu_count() or 1

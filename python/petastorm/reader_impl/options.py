@@ -14,7 +14,7 @@ from typing import Any
 from petastorm.ngram import NGram
 from petastorm.transform import TransformSpec
 
-__all__ = ["ReaderOptions", "POOL_TYPES", "DEFAULT_WORKER_TIMEOUT_S", "pool_settings"]
+__all__ = ["ReaderOptions", "POOL_TYPES", "DEFAULT_WORKER_TIMEOUT_S", "OPTIONS_DOC", "pool_settings"]
 
 POOL_TYPES = ("thread", "process", "dummy")
 DEFAULT_WORKER_TIMEOUT_S = 600.0
@@ -117,3 +117,49 @@ class ReaderOptions:
         """The cache arguments in :func:`petastorm.cache.make_cache` order."""
         return (self.cache_type, self.cache_location, self.cache_size_limit, self.cache_row_size_estimate,
                 self.cache_extra_settings)
+
+
+#: The options' documentation, appended to ``make_reader`` / ``make_batch_reader``'s docstrings.
+OPTIONS_DOC = """
+    :param dataset_url: URL of the dataset directory (``file://``, ``s3://``, ``gs://``, ``hdfs://``, ``abfs://``...
+        or a local path; a trailing ``/`` is ignored), or a list of Parquet file URLs.
+    :param schema_fields: ``UnischemaField`` objects and/or regular expressions matching whole field names (None:
+        every field); ``make_reader`` also takes an :class:`~petastorm.ngram.NGram`.
+    :param reader_pool_type: ``'thread'`` (default), ``'process'`` (forkserver/spawn worker processes),
+        ``'dummy'`` (read in the calling thread), or a pool object of :mod:`petastorm.workers_pool` (its
+        ``workers_count`` and ``results_queue_size`` are used).
+    :param workers_count: number of worker threads or processes (on local storage the thread pool uses at most
+        ``os.cpu_count()`` threads).
+    :param results_queue_size: how many decoded row groups may wait for the consumer (memory bound: at most
+        ``workers_count + results_queue_size`` row groups are read ahead).
+    :param seed: seeds every shuffle (row-group order per epoch, rows, shuffle buffer); 0 is a seed, None draws
+        one at random (kept in ``state_dict()``).
+    :param shuffle_rows: shuffle rows inside each row group (differently each epoch).
+    :param shuffle_row_groups: read row groups in a random order, drawn anew each epoch.
+    :param shuffle_row_drop_partitions: split each row group into this many parts read as separate items.
+    :param predicate: a :class:`~petastorm.predicates.PredicateBase` deciding which rows to keep.
+    :param rowgroup_selector: a :class:`~petastorm.selectors.RowGroupSelectorBase` using the dataset's indexes.
+    :param num_epochs: passes over the data; None repeats forever.
+    :param cur_shard, shard_count: read one shard of ``shard_count`` (see ``shard_mode``).
+    :param shard_seed: shuffles the assignment of row groups to shards (``shard_mode='row-group'``).
+    :param cache_type, cache_location, cache_size_limit, cache_row_size_estimate, cache_extra_settings:
+        ``'null'`` (no cache) or ``'local-disk'``: decoded row groups kept in a local directory.
+    :param hdfs_driver: accepted for compatibility (pyarrow has one HDFS driver).
+    :param transform_spec: a :class:`~petastorm.transform.TransformSpec`.
+    :param filters: pyarrow filters (DNF list of tuples or of lists of tuples, or a ``pyarrow.dataset``
+        expression): prune partitions and row groups by their statistics, then filter rows.
+    :param storage_options: fsspec options for non-local URLs.
+    :param zmq_copy_buffers: accepted for compatibility (no ZeroMQ here).
+    :param filesystem: a pyarrow or fsspec filesystem to use instead of one derived from the URL.
+    :param shuffle_buffer_size: (extension) shuffle across row groups: consecutive row groups of the epoch's order
+        holding up to this many rows are read together and their rows shuffled; memory grows by at most this many
+        rows. None/0: off.
+    :param shard_mode: (extension) ``'row-group'`` (the original: row group ``i`` goes to shard
+        ``i % shard_count``) or ``'equal'``: every shard reads the same number of rows per epoch, row groups are
+        split between shards.
+    :param shard_remainder: (extension, ``shard_mode='equal'``) ``'drop'`` the last ``N % shard_count`` rows or
+        ``'pad'`` shards with rows from the start so that no row is lost.
+    :param resume_from: (extension) a :meth:`Reader.state_dict` to continue from.
+    :param worker_timeout: (extension) seconds one work item may take before the reader raises
+        :class:`~petastorm.reader_impl.pools.WorkerTimeoutError` (None: no limit; default 600).
+"""

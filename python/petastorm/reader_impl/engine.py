@@ -1,0 +1,376 @@
+"""The reader engine's core: one :class:`ReaderCore` under both public readers.
+
+It hands work items to the pool a bounded number at a time and yields their output in plan order, so the sequence
+of samples is a function of ``seed`` alone (not of worker timing), which is what makes :meth:`ReaderCore.state_dict`
+resumable. Planning lives in :mod:`~petastorm.reader_impl.planning`, reading and decoding in
+:mod:`~petastorm.reader_impl.loaders`, the pools in :mod:`~petastorm.reader_impl.pools`; the public
+:class:`petastorm.reader.Reader` adds the original's constructor.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import threading
+import weakref
+from typing import Any, Iterator
+
+import numpy as np
+
+from petastorm.ngram import NGram
+from petastorm.reader_impl.loaders import ItemLoader, ItemResult, ReaderWorkerError
+from petastorm.reader_impl.planning import ReadPlan, WorkItem
+from petastorm.unischema import Unischema
+
+__all__ = ["ReaderCore", "STATE_VERSION"]
+
+STATE_VERSION = 1
+
+
+def _stop_pool(pool: Any, loader: Any) -> None:
+    try:
+        pool.stop()
+        pool.join()
+    finally:
+        loader.close()
+
+
+
+class ReaderCore:
+    """The engine under :class:`petastorm.reader.Reader`: schedules work items on the pool a bounded number at a
+    time, yields their output in plan order (rows, n-grams or batches), and saves/resumes its position.
+    :meth:`_start` sets it up (called by :func:`petastorm.reader_impl.assembly.assemble`)."""
+
+    def _start(self, schema: Unischema, plan: ReadPlan, loader: ItemLoader, pool: Any, batched_output: bool,
+               ngram: NGram | None, results_queue_size: int, dataset_url: Any = None, cache: Any = None,
+               cache_cleanup: bool = False) -> None:
+        self.schema = schema
+        self.ngram = ngram
+        self.plan = plan
+        self.dataset_url = dataset_url
+        self._loader = loader
+        self._pool = pool
+        self._batched_output = batched_output
+        self._cache = cache
+        self._cache_cleanup = cache_cleanup
+        self._window = 1 if pool.kind == "dummy" else pool.workers_count + max(1, results_queue_size)
+        self._row_type = schema._get_namedtuple()
+        self._row_names = list(schema.fields)
+        if ngram is not None:
+            base = min(ngram.fields)
+            self._ngram_steps = [(base + step, ngram.get_schema_at_timestep(schema, base + step))
+                                 for step in range(ngram.length)]
+        self._epoch = 0
+        self._unit = 0
+        self._rows_in_unit = 0
+        self._end_epoch = plan.num_epochs
+        self._units_cache: dict[int, list] = {}
+        self._schedule: Iterator | None = None
+        self._inflight: collections.deque = collections.deque()
+        self._ready: dict[int, tuple[bool, Any]] = {}
+        self._seq = 0
+        self._outputs: Iterator | None = None
+        self._failed: BaseException | None = None
+        self.last_row_consumed = False
+        self.stopped = False
+        self._joined = False
+        self._counters = collections.Counter()
+        self._lock = threading.RLock()
+        if pool.kind == "thread":
+            pool.start(loader, on_exit=loader.files.close_thread_files)
+        else:
+            pool.start(loader)
+        self._finalizer = weakref.finalize(self, _stop_pool, pool, loader)
+
+    # -- public surface -----------------------------------------------------------------------------------------
+
+    @property
+    def batched_output(self) -> bool:
+        """True when each item is a batch (a namedtuple of arrays), False when it is one row (or n-gram)."""
+        return self._batched_output
+
+    @property
+    def num_epochs(self) -> int | None:
+        """Passes over the data per ``reset()`` (None: no end), as the original's attribute."""
+        return self.plan.num_epochs
+
+    @property
+    def is_batched_reader(self) -> bool:
+        return self._batched_output
+
+    def __iter__(self) -> "Reader":
+        return self
+
+    def __next__(self) -> Any:
+        if self.stopped:
+            raise RuntimeError("Trying to read a sample after the reader was stopped (for example after its "
+                               "context manager exited)")
+        if self._failed is not None:
+            raise self._failed
+        if self._outputs is None:
+            self._outputs = self._iterate()
+        try:
+            return next(self._outputs)
+        except StopIteration:
+            self.last_row_consumed = True
+            raise
+        except BaseException as e:
+            self._failed = e
+            self._outputs = None
+            self._finalizer()  # a failed reader releases its workers at once
+            raise
+
+    def next(self) -> Any:
+        return self.__next__()
+
+    def reset(self) -> None:
+        """Starts another ``num_epochs`` epochs (with new shuffles); only allowed once every sample was consumed."""
+        if not self.last_row_consumed:
+            raise NotImplementedError("A reader can only be reset after all its samples were consumed")
+        if self._end_epoch is not None:
+            self._end_epoch = self._epoch + self.plan.num_epochs
+        self.last_row_consumed = False
+        self._outputs = None
+        self._schedule = None
+
+    def stop(self) -> None:
+        """Stops reading and the workers; later ``next()`` calls raise."""
+        self.stopped = True
+        self._pool.stop()
+
+    def join(self) -> None:
+        """Waits (briefly) for the workers to end; worker processes still running are killed."""
+        if self._joined:
+            return
+        self._joined = True
+        self._finalizer()
+        if self._cache_cleanup and self._cache is not None:
+            self._cache.cleanup()
+
+    def __enter__(self) -> "Reader":
+        return self
+
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        self.stop()
+        self.join()
+
+    @property
+    def diagnostics(self) -> dict:
+        """Counters: the plan's row-group selection (``row_groups_total``, ``row_groups_selected``,
+        ``row_groups_pruned_by_filters`` / ``_by_predicate`` / ``_by_selector``), what the workers did
+        (``items_read``, ``rows_read``, ``rows_filtered_out`` by ``filters``, ``rows_dropped_by_predicate``,
+        ``cache_requests``, ``cache_hits``), what was emitted (``samples_emitted``, ``rows_emitted``), the
+        position (``epoch``, ``unit``, ``rows_in_unit``) and the pool (``pool_type``, ``workers_count``,
+        ``items_in_flight``, ``file_opens``, ``footer_reads``)."""
+        d = dict(self.plan.stats)
+        for key in ("items_read", "rows_read", "rows_filtered_out", "rows_dropped_by_predicate", "cache_requests",
+                    "cache_hits", "samples_emitted", "rows_emitted"):
+            d[key] = int(self._counters.get(key, 0))
+        d.update(epoch=self._epoch, unit=self._unit, rows_in_unit=self._rows_in_unit, pool_type=self._pool.kind,
+                 workers_count=self._pool.workers_count, items_in_flight=len(self._inflight),
+                 file_opens=self._loader.files.file_opens, footer_reads=self._loader.files.footer_reads)
+        return d
+
+    # -- resumable state ----------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """The position of the next sample, as a small JSON-serialisable dict: give it to
+        :meth:`load_state_dict` (or ``make_reader(..., resume_from=state)``) of a reader made with the same
+        arguments to continue exactly there."""
+        return {"version": STATE_VERSION, "seed": int(self.plan.seed), "epoch": self._epoch, "unit": self._unit,
+                "rows_in_unit": self._rows_in_unit, "end_epoch": self._end_epoch,
+                "batched": self._batched_output, "plan": self.plan.fingerprint()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continues from a position saved by :meth:`state_dict` (same dataset and arguments; ``seed`` may be None
+        here: the saved seed is used)."""
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            raise ValueError(f"Not a reader state of version {STATE_VERSION}: {state!r}")
+        if state.get("batched") != self._batched_output:
+            raise ValueError("The state was saved by a reader of the other kind (make_reader vs make_batch_reader)")
+        plan = dataclasses.replace(self.plan, seed=int(state["seed"]))
+        if list(state.get("plan", [])) != plan.fingerprint():
+            raise ValueError("The state was saved by a reader with different row groups, sharding, drop partitions "
+                             "or shuffle buffer; it cannot be resumed by this reader")
+        with self._lock:
+            self.plan = plan
+            self._units_cache.clear()
+            self._epoch, self._unit = int(state["epoch"]), int(state["unit"])
+            self._rows_in_unit = int(state["rows_in_unit"])
+            self._end_epoch = state.get("end_epoch", self.plan.num_epochs)
+            self._pool.discard_pending()
+            self._inflight.clear()
+            self._ready.clear()
+            self._schedule = None
+            self._outputs = None
+            self.last_row_consumed = False
+
+    # -- the engine ---------------------------------------------------------------------------------------------
+
+    def _units(self, epoch: int) -> list:
+        units = self._units_cache.get(epoch)
+        if units is None:
+            units = self.plan.epoch_units(epoch)
+            self._units_cache[epoch] = units
+            for old in [e for e in self._units_cache if e < epoch - 1]:
+                del self._units_cache[old]
+        return units
+
+    def _done(self, epoch: int) -> bool:
+        return self._end_epoch is not None and epoch >= self._end_epoch
+
+    def _schedule_from(self, epoch: int, unit: int) -> Iterator[tuple[int, int, WorkItem]]:
+        if not self.plan.segments:
+            return
+        while not self._done(epoch):
+            units = self._units(epoch)
+            for index in range(unit, len(units)):
+                for item in units[index]:
+                    yield epoch, index, item
+            epoch, unit = epoch + 1, 0
+
+    def _fill(self, minimum: int) -> None:
+        while len(self._inflight) < max(self._window, minimum):
+            try:
+                epoch, unit, item = next(self._schedule)
+            except StopIteration:
+                return
+            seq = self._seq
+            self._seq += 1
+            self._pool.submit(seq, (item, epoch, self.plan.seed), self._loader.describe(item))
+            self._inflight.append((seq, epoch, unit, item))
+
+    def _next_result(self, unit_size: int) -> ItemResult:
+        self._fill(unit_size)
+        seq, epoch, unit, item = self._inflight.popleft()
+        valid = {entry[0] for entry in self._inflight} | {seq}
+        while seq not in self._ready:
+            got_seq, ok, value = self._pool.get()
+            if got_seq in valid:
+                self._ready[got_seq] = (ok, value)
+        ok, value = self._ready.pop(seq)
+        if not ok:
+            if isinstance(value, Exception):
+                raise value
+            raise ReaderWorkerError(f"A reader worker failed on {self._loader.describe(item)}: {value!r}")
+        self._fill(0)
+        stats = value.stats
+        self._counters["items_read"] += 1
+        for key in ("rows_read", "rows_filtered_out", "cache_requests", "cache_hits"):
+            self._counters[key] += stats.get(key, 0)
+        if "rows_after_predicate" in stats and "rows_read" in stats:
+            self._counters["rows_dropped_by_predicate"] += (stats["rows_read"] - stats.get("rows_filtered_out", 0)
+                                                            - stats["rows_after_predicate"])
+        return value
+
+    def _iterate(self) -> Iterator[Any]:
+        self._schedule = self._schedule_from(self._epoch, self._unit)
+        self._pool.discard_pending()
+        self._inflight.clear()
+        self._ready.clear()
+        if not self.plan.segments:
+            return
+        while not self._done(self._epoch):
+            units = self._units(self._epoch)
+            if self._unit >= len(units):
+                self._epoch, self._unit, self._rows_in_unit = self._epoch + 1, 0, 0
+                continue
+            unit = units[self._unit]
+            results = [self._next_result(len(unit)) for _ in unit]
+            if self._batched_output:
+                outputs = self._unit_batches(results, self._epoch, self._unit)
+            else:
+                outputs = self._unit_rows(results, self._epoch, self._unit)
+            skip = self._rows_in_unit
+            if self._batched_output:
+                for batch, rows in self._skip_batches(outputs, skip):
+                    self._rows_in_unit += rows
+                    self._counters["samples_emitted"] += 1
+                    self._counters["rows_emitted"] += rows
+                    yield batch
+            else:
+                for position in range(skip, len(outputs)):
+                    self._rows_in_unit += 1
+                    self._counters["samples_emitted"] += 1
+                    self._counters["rows_emitted"] += 1
+                    yield outputs[position]
+            self._unit += 1
+            self._rows_in_unit = 0
+
+    # -- assembling outputs -------------------------------------------------------------------------------------
+
+    def _rows_of(self, result: ItemResult) -> list:
+        if result.rows is not None:
+            return list(map(self._row_type._make, result.rows))
+        if result.ngram_starts is not None:
+            return self._ngrams_of(result)
+        if result.num_rows == 0:
+            return []
+        lists = [list(result.columns[name]) for name in self._row_names]
+        rows = list(map(self._row_type._make, zip(*lists)))
+        if result.order is not None:
+            rows = [rows[i] for i in result.order.tolist()]
+        return rows
+
+    def _ngrams_of(self, result: ItemResult) -> list:
+        starts = result.ngram_starts.tolist()
+        if not starts:
+            return []
+        columns = result.columns
+        per_step = []
+        for offset, (key, step_schema) in enumerate(self._ngram_steps):
+            names = list(step_schema.fields)
+            row_type = step_schema._get_namedtuple()
+            lists = [list(columns[name]) for name in names]
+            per_step.append((key, offset, list(map(row_type._make, zip(*lists))) if names else None, row_type))
+        ngrams = []
+        for start in starts:
+            ngrams.append({key: (rows[start + offset] if rows is not None else row_type())
+                           for key, offset, rows, row_type in per_step})
+        return ngrams
+
+    def _window_order(self, epoch: int, unit: int, count: int) -> np.ndarray:
+        return np.random.default_rng([self.plan.seed, epoch, unit, 11]).permutation(count)
+
+    def _unit_rows(self, results: list, epoch: int, unit: int) -> list:
+        rows = [row for result in results for row in self._rows_of(result)]
+        if len(results) > 1 or (self.plan.shuffle_buffer_size and len(rows) > 1):
+            rows = [rows[i] for i in self._window_order(epoch, unit, len(rows)).tolist()]
+        return rows
+
+    def _unit_batches(self, results: list, epoch: int, unit: int) -> list:
+        parts = [r for r in results if r.num_rows]
+        if not parts:
+            return []
+        if not self.plan.shuffle_buffer_size:
+            return [self._row_type(**r.columns) for r in parts]
+        total = sum(r.num_rows for r in parts)
+        order = self._window_order(epoch, unit, total)
+        merged = {}
+        for name in self._row_names:
+            arrays = [r.columns[name] for r in parts]
+            if any(a.dtype == object for a in arrays) and not all(a.dtype == object for a in arrays):
+                arrays = [a.astype(object) if a.ndim == 1 else _objects(a) for a in arrays]
+            merged[name] = np.concatenate(arrays)[order]
+        size = max(1, -(-total // len(parts)))
+        return [self._row_type(**{name: values[i:i + size] for name, values in merged.items()})
+                for i in range(0, total, size)]
+
+    @staticmethod
+    def _skip_batches(batches: list, skip: int) -> Iterator[tuple[Any, int]]:
+        for batch in batches:
+            rows = len(batch[0]) if len(batch) else 0
+            if skip >= rows:
+                skip -= rows
+                continue
+            if skip:
+                batch = type(batch)(*[values[skip:] for values in batch])
+                rows -= skip
+                skip = 0
+            yield batch, rows
+
+
+def _objects(array: np.ndarray) -> np.ndarray:
+    out = np.empty(len(array), dtype=object)
+    for i, value in enumerate(array):
+        out[i] = value
+    return out
