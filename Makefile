@@ -33,6 +33,7 @@ test-scala: $(DEPS_STAMP)
 # The interop test runs the original Petastorm 0.13.1 from its own virtualenv (pyarrow 14, numpy 1.26, pyspark 3.5).
 # COLUMNS: wide enough that the failure summary at the end of the log keeps each error message whole.
 test-python: $(DEPS_STAMP) $(JAR) $(LEGACY_STAMP)
+	$(VENV)/bin/lint-imports  # the layer contracts of pyproject.toml ([tool.importlinter], docs/architecture.md)
 	COLUMNS=250 PETASTORM_LEGACY_PYTHON=$(abspath $(LEGACY_VENV))/bin/python $(PY) -m pytest $(PYTEST_ARGS)
 
 legacy-venv: $(LEGACY_STAMP)
