@@ -22,7 +22,7 @@ def exec_in_new_process(func: Callable[..., Any], *args: Any, **kargs: Any) -> s
     ``func`` and its arguments travel through a private temporary file, pickled with cloudpickle (functions
     defined in ``__main__`` or locally travel by value); the new process deletes the file when it has read it.
     """
-    from petastorm.reader_impl.pools import cloudpickle
+    from petastorm.reader_impl.process_pool import cloudpickle
 
     payload = cloudpickle.dumps((func, args, kargs))
     handle, path = mkstemp(suffix="runnable")

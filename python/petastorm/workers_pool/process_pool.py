@@ -12,7 +12,7 @@ import pickle
 from time import sleep, time
 from typing import Any
 
-from petastorm.reader_impl import pools as engine_pools
+from petastorm.reader_impl import process_pool as engine_pools
 from petastorm.reader_impl.pickle_serializer import PickleSerializer
 from petastorm.workers_pool import EmptyResultError, VentilatedItemProcessedMessage
 from petastorm.workers_pool.exec_in_new_process import exec_in_new_process
