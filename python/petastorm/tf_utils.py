@@ -161,12 +161,8 @@ def make_petastorm_dataset(reader: Any, batch_size: int | None = None, drop_last
       than ``.unbatch().batch(n)`` in TensorFlow.
     * NGram readers: one element per n-gram, a dict ``{timestep: namedtuple}``.
 
-    tf.data's autotuning is off for this dataset and the pipeline built on it: the reader reads ahead itself, and
-    with the autotuner on a generator-fed pipeline ran about 35 % slower half of the time. Turn it back on with
-    ``with_options`` if a downstream stage needs it.
-
-    The number of passes is the reader's ``num_epochs``; iterating the dataset again resets the reader (with a
-    warning). Prefer the reader's ``predicate``, ``cur_shard``/``shard_count`` and ``shuffle_*`` options to
+    tf.data's autotuning is off (see :func:`_finished`). The number of passes is the reader's ``num_epochs``
+    (``None``: infinite cardinality); iterating the dataset again resets the reader (with a warning). Prefer the reader's ``predicate``, ``cur_shard``/``shard_count`` and ``shuffle_*`` options to
     ``filter``/``shard``/``shuffle`` on the dataset: they skip data before it is decoded.
 
     :param reader: a :class:`petastorm.reader.Reader`.
