@@ -33,21 +33,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import marshal
 import os
-import pickle
 import re
 import threading
 import uuid
 import warnings
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, TypeVar
 from urllib.parse import urlparse
 
 import numpy as np
-import pyarrow as pa
 
-from petastorm._npy import load_npz
 from petastorm.fs_utils import file_url_path
+from petastorm.reader_impl.cache_keys import cache_key
+from petastorm.reader_impl.cache_values import (encode_object_column, read_arrow, read_npz, serializer_for,
+                                                 write_arrow, write_npz)
 
 __all__ = ["CacheBase", "NullCache", "LocalDiskCache", "CacheLocationError", "make_cache", "cache_key",
            "CACHE_TYPES", "MARKER_FILE"]
@@ -64,8 +63,6 @@ _ENTRIES_DIR = "entries"
 _ENTRY_RE = re.compile(r"^[0-9a-f]{64}\.(arrow|npz)$")
 _TEMP_RE = re.compile(r"^\.tmp-[0-9a-f]{32}\.(arrow|npz)$")
 _SHARD_RE = re.compile(r"^[0-9a-f]{2}$")
-_KEY_FIELD = "__petastorm_cache_key__"
-_KIND_FIELD = b"__petastorm_cache_kind__"
 # Settings of the original (diskcache-based) cache that have no meaning here; accepted and ignored.
 _IGNORED_SETTINGS = {"shards", "timeout", "eviction_policy", "statistics", "tag_index", "sqlite_cache_size",
                      "sqlite_mmap_size", "disk_min_file_size", "cull_limit"}
@@ -99,150 +96,6 @@ class NullCache(CacheBase):
 
     def __repr__(self) -> str:
         return "NullCache()"
-
-
-def _write_arrow(path: str, value: Any, key: str) -> None:
-    table = pa.Table.from_batches([value]) if isinstance(value, pa.RecordBatch) else value
-    metadata = dict(table.schema.metadata or {})
-    metadata[_KEY_FIELD.encode()] = key.encode("utf-8")
-    metadata[_KIND_FIELD] = b"batch" if isinstance(value, pa.RecordBatch) else b"table"
-    table = table.replace_schema_metadata(metadata)
-    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
-
-
-def _read_arrow(path: str, key: str) -> Any:
-    with pa.memory_map(path, "r") as source:
-        table = pa.ipc.open_file(source).read_all()
-    metadata = dict(table.schema.metadata or {})
-    if metadata.pop(_KEY_FIELD.encode(), b"").decode("utf-8") != key:
-        raise KeyError(key)
-    kind = metadata.pop(_KIND_FIELD, b"table")
-    table = table.replace_schema_metadata(metadata or None)
-    if kind == b"batch":
-        return table.combine_chunks().to_batches()[0] if table.num_rows else \
-            pa.RecordBatch.from_pylist([], schema=table.schema)
-    return table
-
-
-_MANIFEST_FIELD = "__petastorm_cache_manifest__"
-
-
-def _encode_object_column(values: np.ndarray) -> dict | None:
-    """Arrays that hold a 1-D object column without pickle, or None when its elements are not all of one
-    supported kind: ``str``, ``bytes`` or numpy arrays of one non-object dtype, each possibly ``None``."""
-    if values.ndim != 1:
-        return None
-    present = [v for v in values if v is not None]
-    missing = np.array([v is None for v in values], dtype=bool)
-    if not present or all(isinstance(v, str) for v in present):
-        kind = "str"
-        blobs = [v.encode("utf-8") if v is not None else b"" for v in values]
-    elif all(isinstance(v, bytes) for v in present):
-        kind = "bytes"
-        blobs = [v if v is not None else b"" for v in values]
-    elif all(isinstance(v, np.ndarray) for v in present):
-        dtypes = {v.dtype for v in present}
-        ndims = {v.ndim for v in present}
-        if len(dtypes) != 1 or len(ndims) != 1 or next(iter(dtypes)).hasobject:
-            return None
-        dtype, ndim = next(iter(dtypes)), next(iter(ndims))
-        shapes = np.array([v.shape if v is not None else (0,) * ndim for v in values], dtype=np.int64)
-        flat = [np.ascontiguousarray(v).reshape(-1) for v in present]
-        data = np.concatenate(flat) if flat else np.empty(0, dtype)
-        return {"kind": np.array("ndarray"), "missing": missing, "shapes": shapes.reshape(len(values), ndim),
-                "data": data}
-    else:
-        return None
-    lengths = np.array([len(b) for b in blobs], dtype=np.int64)
-    numpy_scalar = np.array([isinstance(v, np.generic) for v in values], dtype=bool)  # np.str_ / np.bytes_
-    return {"kind": np.array(kind), "missing": missing, "lengths": lengths, "numpy_scalar": numpy_scalar,
-            "data": np.frombuffer(b"".join(blobs), dtype=np.uint8)}
-
-
-def _decode_object_column(parts: dict) -> np.ndarray:
-    kind = str(parts["kind"])
-    missing = parts["missing"]
-    out = np.empty(len(missing), dtype=object)
-    data = parts["data"]
-    if kind == "ndarray":
-        shapes = parts["shapes"]
-        offset = 0
-        for i, shape in enumerate(shapes):
-            if missing[i]:
-                out[i] = None
-                continue
-            size = int(np.prod(shape)) if len(shape) else 1
-            out[i] = data[offset: offset + size].reshape(tuple(int(d) for d in shape))
-            offset += size
-        return out
-    raw = data.tobytes()
-    ends = np.cumsum(parts["lengths"])
-    numpy_scalar = parts["numpy_scalar"]
-    text, scalar = (str, np.str_) if kind == "str" else (bytes, np.bytes_)
-    start = 0
-    for i, end in enumerate(ends):
-        blob = raw[start: int(end)]
-        start = int(end)
-        if missing[i]:
-            out[i] = None
-        else:
-            item = blob.decode("utf-8") if kind == "str" else blob
-            out[i] = scalar(item) if numpy_scalar[i] else text(item)
-    return out
-
-
-def _npz_arrays(value: dict) -> dict | None:
-    """The arrays an npz entry holds for ``value`` (with a manifest of names and encodings), or None."""
-    arrays: dict = {}
-    manifest = []
-    for index, (name, array) in enumerate(value.items()):
-        if not isinstance(name, str) or not isinstance(array, np.ndarray):
-            return None
-        if not array.dtype.hasobject:
-            arrays[f"c{index}"] = array
-            manifest.append([name, "plain"])
-            continue
-        parts = _encode_object_column(array)
-        if parts is None:
-            return None
-        for part, data in parts.items():
-            arrays[f"c{index}_{part}"] = data
-        manifest.append([name, "object"])
-    arrays[_MANIFEST_FIELD] = np.array(json.dumps(manifest))
-    return arrays
-
-
-def _write_npz(path: str, arrays: dict, key: str) -> None:
-    with open(path, "wb") as f:
-        np.savez(f, **{_KEY_FIELD: np.array(key)}, **arrays)
-
-
-def _read_npz(path: str, key: str) -> dict:
-    npz = load_npz(path)  # not np.load: its header parsing is not thread-safe on Python 3.11 (see petastorm._npy)
-    if str(npz[_KEY_FIELD]) != key:
-        raise KeyError(key)
-    manifest = json.loads(str(npz[_MANIFEST_FIELD]))
-    result = {}
-    for index, (name, encoding) in enumerate(manifest):
-        if encoding == "plain":
-            result[name] = npz[f"c{index}"]
-        else:
-            prefix = f"c{index}_"
-            result[name] = _decode_object_column({part[len(prefix):]: array for part, array in npz.items()
-                                                  if part.startswith(prefix)})
-    return result
-
-
-def _serializer_for(value: Any) -> tuple[str, Any] | None:
-    """``('arrow', value)``, ``('npz', arrays)`` or None (not cacheable without pickle)."""
-    if isinstance(value, (pa.Table, pa.RecordBatch)):
-        return "arrow", value
-    if isinstance(value, dict) and value:
-        arrays = _npz_arrays(value)
-        if arrays is not None:
-            return "npz", arrays
-    return None
 
 
 def _local_path(location: Any) -> str:
@@ -397,7 +250,7 @@ class LocalDiskCache(CacheBase):
         for kind in ("arrow", "npz"):
             path = self._entry_path(key, kind)
             try:
-                value = _read_arrow(path, key) if kind == "arrow" else _read_npz(path, key)
+                value = read_arrow(path, key) if kind == "arrow" else read_npz(path, key)
             except FileNotFoundError:
                 continue
             except KeyError:
@@ -438,13 +291,13 @@ class LocalDiskCache(CacheBase):
         return value
 
     def _store(self, key: str, value: Any) -> None:
-        serialized = _serializer_for(value)
+        serialized = serializer_for(value)
         if serialized is None:
             name = type(value).__name__
             detail = ""
             if isinstance(value, dict):
                 bad = sorted(str(k) for k, v in value.items() if not isinstance(v, np.ndarray) or
-                             (v.dtype.hasobject and _encode_object_column(v) is None))
+                             (v.dtype.hasobject and encode_object_column(v) is None))
                 name, detail = "dict", f" (entries that cannot be stored without pickle: {bad[:5]})"
             if name + detail not in self._warned_types:
                 self._warned_types.add(name + detail)
@@ -461,9 +314,9 @@ class LocalDiskCache(CacheBase):
         try:
             os.makedirs(directory, exist_ok=True)
             if kind == "arrow":
-                _write_arrow(temp, payload, key)
+                write_arrow(temp, payload, key)
             else:
-                _write_npz(temp, payload, key)
+                write_npz(temp, payload, key)
             size = os.stat(temp).st_size
             if size > self.size_limit_bytes:
                 os.unlink(temp)
@@ -589,77 +442,3 @@ def make_cache(cache_type: str | None = "null", location: Any = None, size_limit
     if extra_settings is not None and not isinstance(extra_settings, dict):
         raise ValueError(f"cache_extra_settings must be a dict or None, got {extra_settings!r}")
     return LocalDiskCache(location, size_limit, row_size_estimate, **(extra_settings or {}))
-
-
-# -- keys -------------------------------------------------------------------------------------------------------
-
-def _callable_identity(func: Any) -> Any:
-    """A description of ``func`` that is equal for the same code and captured values across processes."""
-    if func is None:
-        return None
-    target = getattr(func, "__func__", func)  # bound methods: the function (and the instance's state below)
-    code = getattr(target, "__code__", None)
-    if code is None:  # a callable object: its class and state
-        try:
-            state = hashlib.sha256(pickle.dumps(func, protocol=4)).hexdigest()
-        except Exception:
-            state = f"id:{id(func)}"  # not picklable: unique to this object, so never a false hit
-        return {"type": f"{type(func).__module__}.{type(func).__qualname__}", "state": state}
-    closure = []
-    for cell in getattr(target, "__closure__", None) or ():
-        try:
-            closure.append(hashlib.sha256(pickle.dumps(cell.cell_contents, protocol=4)).hexdigest())
-        except Exception:
-            closure.append(f"id:{id(cell.cell_contents)}")
-    identity = {
-        "name": f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', '')}",
-        "code": hashlib.sha256(marshal.dumps(code)).hexdigest(),
-        "defaults": repr(getattr(target, "__defaults__", None)),
-        "closure": closure,
-    }
-    if target is not func:
-        identity["self"] = _callable_identity_of_instance(getattr(func, "__self__", None))
-    return identity
-
-
-def _callable_identity_of_instance(obj: Any) -> str:
-    try:
-        return hashlib.sha256(pickle.dumps(obj, protocol=4)).hexdigest()
-    except Exception:
-        return f"id:{id(obj)}"
-
-
-def _transform_identity(transform_spec: Any) -> Any:
-    if transform_spec is None:
-        return None
-    return {
-        "func": _callable_identity(getattr(transform_spec, "func", None)),
-        "edit_fields": [[str(part) for part in field] for field in getattr(transform_spec, "edit_fields", [])],
-        "removed_fields": list(getattr(transform_spec, "removed_fields", []) or []),
-        "selected_fields": getattr(transform_spec, "selected_fields", None),
-    }
-
-
-def cache_key(dataset_url: Any, piece_index: int, columns: Sequence[str] | None, transform_spec: Any = None,
-              extra: Any = None) -> str:
-    """The cache key of one row group read: a hex SHA-256 of the dataset URL (or URL list; a trailing ``/``
-    ignored), the piece index, the column names (in order) and the transform's identity (the code, defaults
-    and captured values of its function, and its field edits).
-
-    :param extra: anything JSON-serialisable that also distinguishes the cached value (for example the output
-        kind, ``'rows'`` or ``'batch'``, or a drop-partition number).
-    """
-    urls = [dataset_url] if isinstance(dataset_url, (str, os.PathLike)) else list(dataset_url)
-    urls = [os.fspath(url).rstrip("/") or "/" for url in urls]
-    if not isinstance(piece_index, (int, np.integer)) or isinstance(piece_index, bool):
-        raise TypeError(f"piece_index must be an int, got {piece_index!r}")
-    description = {
-        "v": 1,
-        "dataset": urls,
-        "piece": int(piece_index),
-        "columns": list(columns) if columns is not None else None,
-        "transform": _transform_identity(transform_spec),
-        "extra": extra,
-    }
-    text = json.dumps(description, sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
