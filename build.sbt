@@ -5,7 +5,8 @@
 //   pyspark (default) compile and test against the jars that the pinned pyspark ships (pyspark/jars of .venv, or
 //                     SPARK_JARS_DIR): what `make jar` and `make test` do;
 //   maven             fetch Spark from Maven Central as `provided` dependencies (listed so in the POM), so no
-//                     Python environment is needed: what `make publish-local` does.
+//                     Python environment is needed: what `make publish-local` does without a virtualenv. It
+//                     compiles and packages the jar; the tests (which also use spark-mllib) run in pyspark mode.
 import scala.sys.process._
 
 val projectVersion = IO.read(file("VERSION")).trim
@@ -28,12 +29,15 @@ lazy val sparkJarsDir = settingKey[File]("Directory holding the Spark release ja
 
 def findSparkJars(base: File): File = sys.env.get("SPARK_JARS_DIR").map(file).getOrElse {
   val python = base / ".venv" / "bin" / "python"
-  val cmd = Seq(python.getPath, "-c", "import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), 'jars'))")
-  val dir = try cmd.!!.trim catch {
+  val cmd = Seq(python.getPath, "-c",
+    "import os, pyspark; print(pyspark.__version__); print(os.path.join(os.path.dirname(pyspark.__file__), 'jars'))")
+  val Seq(version, dir) = try cmd.!!.trim.linesIterator.toSeq catch {
     case e: Exception => sys.error(
       s"Cannot locate pyspark's jars with $python (run `make venv` first, set SPARK_JARS_DIR, or build against " +
         s"Spark $sparkVersion from Maven Central with PETASTORM_SPARK_FROM=maven): $e")
   }
+  if (version.replaceAll("""\.dev(\d+)$""", "-preview$1") != sparkVersion)
+    sys.error(s"$python has pyspark $version, but requirements/dev.lock pins $sparkVersion: run `make venv` first")
   file(dir)
 }
 

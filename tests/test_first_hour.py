@@ -74,6 +74,10 @@ def test_an_unbounded_reader_gives_an_infinite_tf_dataset(url):
         dataset = make_petastorm_dataset(reader)
         assert dataset.cardinality().numpy() == tf.data.UNKNOWN_CARDINALITY
         assert len(list(dataset)) == 8
+    with pytest.warns(UserWarning, match="No row groups are left"):
+        reader = make_reader(url, num_epochs=None, filters=[("id", ">", 1000)])
+    with reader:  # nothing to read: an empty dataset, not an infinite one that fails when it ends
+        assert len(list(make_petastorm_dataset(reader))) == 0
 
 
 @pytest.mark.parametrize("blocked,code,extra", [
@@ -148,6 +152,16 @@ def test_path_as_uri_urls_reach_the_folder(tmp_path, folder):
                            cache_size_limit=10 ** 7, cache_row_size_estimate=16) as reader:
         assert [batch.id.tolist() for batch in reader] == [[0, 1, 2]]
     assert cache.is_dir()
+
+
+def test_a_folder_named_as_spark_writes_an_undecoded_file_url_is_found(tmp_path):
+    """Hadoop does not decode file URLs: ``save('file:///x/my%20set')`` writes a folder literally named so."""
+    from petastorm.fs_utils import file_url_path
+
+    literal = tmp_path / "my%20set"
+    literal.mkdir()
+    assert file_url_path(f"file://{literal}") == str(literal)
+    assert file_url_path(f"file://{tmp_path}/other%20set") == f"{tmp_path}/other set"
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ from types import ModuleType
 
 __all__ = ["require"]
 
-_EXTRA_OF = {"tensorflow": "tf", "torch": "torch", "jax": "jax", "cv2": "opencv"}
+_EXTRA_OF = {"tensorflow": "tf", "torch": "torch", "jax": "jax"}
 
 
 def require(module: str, feature: str) -> ModuleType:

@@ -100,11 +100,15 @@ def is_local_filesystem(filesystem: pafs.FileSystem) -> bool:
 def file_url_path(url: str) -> str:
     """The local path of a ``file:`` URL (``file:///a``, ``file://localhost/a``, ``file:/a``), percent-decoded as
     RFC 8089 and ``pathlib.Path.as_uri()`` encode it; ``#`` and ``?`` belong to the path (a file URL has no
-    query or fragment), so folders named with them are reachable."""
+    query or fragment), so folders named with them are reachable. Hadoop (so Spark) does not decode file URLs:
+    where the undecoded path exists and the decoded one does not, the undecoded one is what was meant."""
     rest = url[len("file:"):]
     if rest.startswith("//"):
         rest = "/" + rest[2:].partition("/")[2]  # drop the (empty or localhost) host
-    return unquote(rest)
+    decoded = unquote(rest)
+    if decoded != rest and os.path.lexists(rest) and not os.path.lexists(decoded):
+        return rest
+    return decoded
 
 
 def _path_of(url: str, filesystem: pafs.FileSystem) -> str:
@@ -228,7 +232,9 @@ def get_dataset_path(parsed_url: ParseResult) -> str:
     ``viewfs://``), an absolute path for a plain path, and the fsspec path (``bucket/key`` for object stores) for
     the other schemes."""
     scheme = parsed_url.scheme.lower()
-    if scheme in ("file",) + _HDFS_SCHEMES:
+    if scheme == "file":
+        return file_url_path(urlunparse(parsed_url))
+    if scheme in _HDFS_SCHEMES:
         return parsed_url.path
     if _is_local_scheme(scheme):
         return os.path.abspath(urlunparse(parsed_url)) if parsed_url.path else parsed_url.path

@@ -15,6 +15,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from petastorm._batching import rebatch_columns
+from petastorm._extras import require
 
 __all__ = ["make_numpy_iterator", "make_jax_iterator", "jax_available"]
 
@@ -77,7 +78,7 @@ def make_jax_iterator(reader: Any, batch_size: int | None = None, drop_last: boo
     if not use_jax:
         yield from batches
         return
-    import jax  # noqa: PLC0415 - optional dependency
+    jax = require("jax", "petastorm.jax_utils")  # optional dependency
 
     def put(batch: dict) -> dict:
         return {k: (v if v.dtype.kind in _NON_NUMERIC_KINDS else jax.device_put(v, device)) for k, v in batch.items()}

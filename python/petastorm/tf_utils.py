@@ -161,9 +161,10 @@ def make_petastorm_dataset(reader: Any, batch_size: int | None = None, drop_last
       than ``.unbatch().batch(n)`` in TensorFlow.
     * NGram readers: one element per n-gram, a dict ``{timestep: namedtuple}``.
 
-    tf.data's autotuning is off (see :func:`_finished`). The number of passes is the reader's ``num_epochs``
-    (``None``: infinite cardinality); iterating the dataset again resets the reader (with a warning). Prefer the reader's ``predicate``, ``cur_shard``/``shard_count`` and ``shuffle_*`` options to
-    ``filter``/``shard``/``shuffle`` on the dataset: they skip data before it is decoded.
+    Autotuning is off (``docs/adapters.md`` says how to turn it back on). Passes: the reader's ``num_epochs``
+    (``None``: infinite cardinality); iterating again resets the reader (with a warning). Prefer the reader's
+    ``predicate``, ``cur_shard``/``shard_count`` and ``shuffle_*`` options to ``filter``/``shard``/``shuffle`` on
+    the dataset: they skip data before it is decoded.
 
     :param reader: a :class:`petastorm.reader.Reader`.
     :param batch_size: only for batch readers: rows per element.
@@ -220,7 +221,8 @@ def _finished(dataset: Any, reader: Any) -> Any:
     rows/s of (3, 32, 32) float32 on 2 cores). Re-enable it downstream with ``dataset.with_options(options)``
     where ``options.autotune.enabled = True``."""
     tf = _tf()
-    if getattr(reader, "num_epochs", 1) is None:
+    plan = getattr(reader, "plan", None)
+    if getattr(reader, "num_epochs", 1) is None and getattr(plan, "segments", True):  # an empty plan ends at once
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY))
     options = tf.data.Options()
     options.autotune.enabled = False

@@ -34,7 +34,6 @@ def _stop_pool(pool: Any, loader: Any) -> None:
         loader.close()
 
 
-
 class ReaderCore:
     """The engine under :class:`petastorm.reader.Reader`: schedules work items on the pool a bounded number at a
     time, yields their output in plan order (rows, n-grams or batches), and saves/resumes its position.
@@ -97,7 +96,7 @@ class ReaderCore:
     def is_batched_reader(self) -> bool:
         return self._batched_output
 
-    def __iter__(self) -> "Reader":
+    def __iter__(self) -> "ReaderCore":
         return self
 
     def __next__(self) -> Any:
@@ -146,7 +145,7 @@ class ReaderCore:
         if self._cache_cleanup and self._cache is not None:
             self._cache.cleanup()
 
-    def __enter__(self) -> "Reader":
+    def __enter__(self) -> "ReaderCore":
         return self
 
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:

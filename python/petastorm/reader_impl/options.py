@@ -86,7 +86,8 @@ class ReaderOptions:
             raise ValueError(f"Unknown reader_pool_type {self.reader_pool_type!r}; expected one of {POOL_TYPES} "
                              "or a pool object of petastorm.workers_pool")
         if self.reader_pool_type == "process" and multiprocessing.current_process().daemon:
-            raise ValueError("reader_pool_type='process' cannot start worker processes here: this is a daemonic "
+            raise ValueError("A process pool (reader_pool_type='process' or a ProcessPool) cannot start worker "
+                             "processes here: this is a daemonic "
                              "process (a torch DataLoader worker, a multiprocessing.Pool worker), and those may not "
                              "have children. Use reader_pool_type='thread' inside such workers")
         _positive_int("workers_count", self.workers_count)

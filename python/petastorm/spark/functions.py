@@ -17,6 +17,7 @@ from petastorm.spark.session import EXTENSIONS_CLASS
 ColumnOrName = Union[Column, str]
 Shape = Union[Sequence[int], Column]
 
+
 class SqlFunctionNotRegisteredError(RuntimeError):
     """A petastorm SQL function is unknown to the active Spark session (the session lacks petastorm's extension)."""
 
@@ -27,9 +28,10 @@ _found: "weakref.WeakKeyDictionary[SparkSession, set]" = weakref.WeakKeyDictiona
 
 def _require(name: str) -> None:
     """Looks `name` up in the active session's catalog; Spark's UNRESOLVED_ROUTINE becomes an error saying how to
-    register petastorm's functions. Without an active session the check is left to Spark, when the column is used."""
+    register petastorm's functions. Without an active session, and on Spark Connect (where a read registering them
+    is analysed only when the query runs), the check is left to Spark, when the column is used."""
     spark = SparkSession.getActiveSession()
-    if spark is None or name in _found.get(spark, ()):
+    if spark is None or type(spark).__module__.startswith("pyspark.sql.connect") or name in _found.get(spark, ()):
         return
     try:
         spark.catalog.getFunction(name)

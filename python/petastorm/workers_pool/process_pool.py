@@ -1,6 +1,6 @@
 """``ProcessPool``: the original's generic process pool, running on the engine's process pool.
 
-Workers run in the processes of :class:`petastorm.reader_impl.pools.ProcessPool` (forkserver, else spawn: no fork
+Workers run in the processes of :class:`petastorm.reader_impl.process_pool.ProcessPool` (forkserver, else spawn: no fork
 of the caller), which exchange pickled tasks and results over pipes; there is no ZeroMQ. The worker class, its
 ``worker_setup_args`` and the ``serializer`` are sent to the processes with cloudpickle, so they must be picklable
 (classes and functions defined in ``__main__`` travel by value).

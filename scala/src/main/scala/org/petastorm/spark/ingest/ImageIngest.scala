@@ -4,7 +4,8 @@ import java.util.Locale
 
 import org.apache.hadoop.fs.{FileAlreadyExistsException, Path}
 import org.apache.spark.sql.{DataFrame, SparkSession}
-import org.apache.spark.sql.functions.{call_function, col, concat, lit, trim, typedLit}
+import org.apache.spark.sql.expressions.Window
+import org.apache.spark.sql.functions.{call_function, col, concat, lit, row_number, trim}
 import org.apache.spark.sql.types.IntegerType
 import org.petastorm.spark.functions.load_image
 import org.petastorm.spark.image.ImageFailures
@@ -74,10 +75,10 @@ object ImageIngest {
     if (named.where(col("label").isNotNull && !isInteger).isEmpty) {
       named.withColumn("label", col("label").try_cast(IntegerType))
     } else {
-      val sorted = named.where(col("label").isNotNull).select("label").distinct().orderBy("label").collect()
-        .map(_.getString(0))
-      val indexes = typedLit(sorted.zipWithIndex.toMap)
-      named.withColumn("label_index", indexes(col("label")))
+      // Computed by Spark (a window over the distinct labels), not collected to the driver: labels may be many.
+      val indexes = named.where(col("label").isNotNull).select("label").distinct()
+        .withColumn("label_index", (row_number().over(Window.orderBy("label")) - 1).cast(IntegerType))
+      named.join(indexes, Seq("label"), "left").select("filename", "label", "label_index")
     }
   }
 }
