@@ -156,7 +156,7 @@ def test_iterable_dataset_shards_by_rank_and_worker(tensor_url, monkeypatch):
     seen = []
     for rank in range(2):
         for worker in range(2):
-            monkeypatch.setattr("petastorm.pytorch.get_worker_info", lambda w=worker: Info(w))
+            monkeypatch.setattr("petastorm._torch_iterable.get_worker_info", lambda w=worker: Info(w))
             dataset = PetastormIterableDataset(tensor_url, batch_size=100, cur_shard=rank, shard_count=2)
             assert dataset.shard() == (rank * 2 + worker, 4)
             seen.append(_ids(list(dataset)))

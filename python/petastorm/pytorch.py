@@ -9,17 +9,14 @@
 * :class:`PetastormIterableDataset` - for ``torch.utils.data.DataLoader(num_workers=k)``: each worker (and each
   distributed rank) reads its own disjoint share of row groups, every row once per epoch.
 
-Types are promoted as in Petastorm 0.13.1: ``uint16`` -> ``int32``, ``uint32`` -> ``int64``, ``bool`` -> ``uint8``
-(and ``datetime64`` -> ``int64`` nanoseconds since the epoch);
-string and object arrays and nulls raise ``TypeError`` naming the field.
+Types are promoted as in Petastorm 0.13.1 (:mod:`petastorm._torch_types`): ``uint16`` -> ``int32``, ``uint32`` ->
+``int64``, ``bool`` -> ``uint8`` (and ``datetime64`` -> ``int64`` nanoseconds since the epoch); string and object
+arrays and nulls raise ``TypeError`` naming the field. :class:`PetastormIterableDataset` lives in
+:mod:`petastorm._torch_iterable`.
 """
 from __future__ import annotations
 
-import collections.abc
-import decimal
 import logging
-import os
-import warnings
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -27,10 +24,11 @@ import numpy as np
 from petastorm._extras import require
 
 torch = require("torch", "petastorm.pytorch")
-from torch.utils.data import IterableDataset, get_worker_info  # noqa: E402
-from torch.utils.data.dataloader import default_collate  # noqa: E402
 
 from petastorm._batching import BatchBuffers, rebatch_columns  # noqa: E402
+from petastorm._torch_iterable import PetastormIterableDataset  # noqa: E402,F401 (part of this module's API)
+from petastorm._torch_types import (as_tensor as _as_tensor, batch_tensor as _batch_tensor,  # noqa: E402
+                                    decimal_friendly_collate, sanitize_pytorch_types as _sanitize_pytorch_types)
 from petastorm.reader_impl.pytorch_shuffling_buffer import BatchedRandomShufflingBuffer
 from petastorm.reader_impl.shuffling_buffer import (UNBOUNDED_EXTRA_CAPACITY, NoopShufflingBuffer,
                                                     RandomShufflingBuffer)
@@ -39,84 +37,6 @@ __all__ = ["DataLoader", "BatchedDataLoader", "InMemBatchedDataLoader", "Petasto
            "decimal_friendly_collate"]
 
 logger = logging.getLogger(__name__)
-
-_STRING_CLASSES = (str, bytes)
-
-
-def _sanitize_pytorch_types(row_as_dict: dict) -> None:
-    """Promotes values (in place) to types torch supports; TypeError naming the field for strings, objects, None."""
-    for name, value in row_as_dict.items():
-        if isinstance(value, np.ndarray):
-            if value.dtype == np.uint16:
-                row_as_dict[name] = value.astype(np.int32)
-            elif value.dtype == np.uint32:
-                row_as_dict[name] = value.astype(np.int64)
-            elif value.dtype == np.bool_:
-                row_as_dict[name] = value.astype(np.uint8)
-            elif value.dtype.kind == "M":
-                row_as_dict[name] = _datetime_to_ns(value)
-            elif value.dtype.kind in "SaUO":
-                if value.dtype.kind == "O" and any(v is None for v in value.ravel()):
-                    raise TypeError(f"Pytorch does not support nullable fields. Found None in {name}")
-                raise TypeError(f"Pytorch does not support arrays of string or object classes. Found in field "
-                                f"{name}.")
-        elif isinstance(value, np.bool_):
-            row_as_dict[name] = np.uint8(value)
-        elif isinstance(value, np.uint16):
-            row_as_dict[name] = np.int32(value)
-        elif isinstance(value, np.uint32):
-            row_as_dict[name] = np.int64(value)
-        elif isinstance(value, np.datetime64):
-            row_as_dict[name] = np.int64(_datetime_to_ns(value))
-        elif value is None:
-            raise TypeError(f"Pytorch does not support nullable fields. Found None in {name}")
-
-
-def _as_tensor(value: Any) -> torch.Tensor:
-    """``torch.as_tensor``, copying read-only numpy arrays (torch cannot share them) instead of warning."""
-    if isinstance(value, np.ndarray) and not value.flags.writeable:
-        value = value.copy()
-    return torch.as_tensor(value)
-
-
-def _batch_tensor(value: Any, buffers: BatchBuffers) -> torch.Tensor:
-    """A numpy batch column as a contiguous torch tensor, copied at most once, by numpy.
-
-    Writable C-contiguous arrays are shared (``torch.from_numpy``); strided views (fixed-shape NPY cells read in
-    place from an Arrow buffer) and read-only arrays get one numpy copy (much faster than torch's copy of a
-    strided tensor) into an array from ``buffers``, reused only once the tensor and all its views are gone.
-    """
-    if not isinstance(value, np.ndarray):
-        return torch.as_tensor(value)
-    if value.dtype.kind in "biufc" and (not value.flags.c_contiguous or not value.flags.writeable):
-        value = buffers.copy(value)
-    elif not value.flags.c_contiguous:
-        value = np.ascontiguousarray(value)
-    elif not value.flags.writeable:
-        value = value.copy()
-    try:
-        return torch.from_numpy(value)
-    except (TypeError, ValueError):  # e.g. non-native byte order
-        return torch.as_tensor(value.astype(value.dtype.newbyteorder("=")))
-
-
-def _datetime_to_ns(value: Any) -> Any:
-    return np.asarray(value).astype("datetime64[ns]").astype(np.int64)
-
-
-def decimal_friendly_collate(batch: list) -> Any:
-    """``default_collate`` that leaves ``decimal.Decimal`` (and string) values as lists instead of failing."""
-    first = batch[0]
-    if isinstance(first, decimal.Decimal):
-        return batch
-    if isinstance(first, collections.abc.Mapping):
-        return {key: decimal_friendly_collate([d[key] for d in batch]) for key in first}
-    if isinstance(first, _STRING_CLASSES):
-        return batch
-    if isinstance(first, collections.abc.Sequence):
-        return [decimal_friendly_collate(samples) for samples in zip(*batch)]
-    return default_collate(batch)
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # Shuffling buffers live in petastorm.reader_impl: rows (DataLoader) and torch-tensor columns (BatchedDataLoader).
@@ -368,119 +288,3 @@ class InMemBatchedDataLoader:
 
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
         pass
-
-
-# ---------------------------------------------------------------------------------------------------------------
-
-def _distributed_rank_and_size() -> tuple[int, int]:
-    """(rank, world size) of ``torch.distributed`` when initialised, else from RANK/WORLD_SIZE, else (0, 1)."""
-    try:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank(), dist.get_world_size()
-    except Exception:  # pragma: no cover - distributed not built in
-        pass
-    rank, size = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
-    if rank is not None and size is not None:
-        return int(rank), int(size)
-    return 0, 1
-
-
-class PetastormIterableDataset(IterableDataset):
-    """A ``torch.utils.data.IterableDataset`` over a Petastorm dataset (or any Parquet store).
-
-    Use it with ``torch.utils.data.DataLoader(dataset, num_workers=k, pin_memory=True, ...)``. Every iteration
-    (epoch) opens a fresh reader in each worker; worker ``w`` of rank ``r`` reads the row groups with
-    ``piece_index % (world_size * k) == r * k + w``, so the workers' shares are disjoint and together cover every
-    row once per epoch (``num_epochs`` of the reader, default 1). Rank and world size come from
-    ``torch.distributed`` when initialised (else the RANK/WORLD_SIZE environment variables), or from
-    ``cur_shard``/``shard_count`` when given. Shares follow row groups, so they can be unequal: write at least
-    ``world_size * k`` row groups (workers without a share yield nothing).
-
-    :param dataset_url: the dataset URL (or a list of Parquet file URLs).
-    :param batch_size: None: yield one row at a time (a dict of numpy values; let the DataLoader batch and
-        collate). An int: yield dicts of torch tensors of ``batch_size`` rows (use ``DataLoader(batch_size=None)``);
-        the last batch of each worker may be smaller unless ``drop_last``.
-    :param batch_reader: read with ``make_batch_reader`` (default, fast) or ``make_reader`` (row by row, with
-        ``make_reader``'s per-row predicates and transforms).
-    :param drop_last: with ``batch_size``, drop each worker's last partial batch.
-    :param reader_kwargs: passed to the reader factory (``schema_fields``, ``shuffle_rows``, ``seed``,
-        ``num_epochs``, ``predicate``, ``transform_spec``...). With ``seed`` set, each worker's reader is
-        seeded with ``seed + shard`` so that workers do not shuffle alike.
-    """
-
-    def __init__(self, dataset_url: Any, batch_size: int | None = None, batch_reader: bool = True,
-                 drop_last: bool = False, **reader_kwargs: Any) -> None:
-        super().__init__()
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be None or positive, got {batch_size}")
-        self.dataset_url = dataset_url
-        self.batch_size = batch_size
-        self.batch_reader = batch_reader
-        self.drop_last = drop_last
-        self.reader_kwargs = dict(reader_kwargs)
-        cur, count = self.reader_kwargs.pop("cur_shard", None), self.reader_kwargs.pop("shard_count", None)
-        if (cur is None) != (count is None):
-            raise ValueError("cur_shard and shard_count must be given together")
-        self._explicit_shard = None if cur is None else (int(cur), int(count))
-
-    def shard(self) -> tuple[int, int]:
-        """(cur_shard, shard_count) for the calling process: combines the rank and the DataLoader worker id."""
-        rank, world = self._explicit_shard or _distributed_rank_and_size()
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        return rank * workers + worker, world * workers
-
-    def _reader(self) -> Any:
-        from petastorm import make_batch_reader, make_reader
-        from petastorm.errors import NoDataAvailableError
-
-        cur_shard, shard_count = self.shard()
-        kwargs = dict(self.reader_kwargs)
-        if kwargs.get("seed") is not None:
-            kwargs["seed"] = int(kwargs["seed"]) + cur_shard
-        if shard_count > 1:
-            kwargs.update(cur_shard=cur_shard, shard_count=shard_count)
-        factory = make_batch_reader if self.batch_reader else make_reader
-        try:
-            return factory(self.dataset_url, **kwargs)
-        except NoDataAvailableError:
-            warnings.warn(f"Shard {cur_shard} of {shard_count} has no row groups to read (the dataset has fewer row "
-                          f"groups than readers): this worker yields nothing")
-            return None
-
-    def __iter__(self) -> Iterator[dict]:
-        reader = self._reader()
-        if reader is None:
-            return
-        with reader:
-            if self.batch_size is None:
-                yield from self._rows(reader)
-            else:
-                yield from self._batches(reader)
-
-    @staticmethod
-    def _rows(reader: Any) -> Iterator[dict]:
-        for item in reader:
-            columns = item._asdict()
-            _sanitize_pytorch_types(columns)
-            if not reader.batched_output:
-                yield columns
-                continue
-            names = list(columns)
-            for values in zip(*(columns[n] for n in names)):
-                yield dict(zip(names, values))
-
-    def _batches(self, reader: Any) -> Iterator[dict]:
-        def column_batches() -> Iterator[dict]:
-            for item in reader:
-                columns = item._asdict()
-                _sanitize_pytorch_types(columns)
-                if reader.batched_output:
-                    yield columns
-                else:
-                    yield {k: np.asarray(v)[None] for k, v in columns.items()}
-
-        for batch in rebatch_columns(column_batches(), self.batch_size, self.drop_last):
-            yield {k: _as_tensor(v) for k, v in batch.items()}
