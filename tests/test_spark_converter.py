@@ -8,7 +8,8 @@ import pytest
 
 from petastorm import make_batch_reader
 from petastorm.spark import SparkDatasetConverter, make_spark_converter
-from petastorm.spark import spark_dataset_converter as converter_module
+from petastorm.spark import _converter_cache as converter_cache
+from petastorm.spark import _converter_write as converter_write
 from petastorm.spark.spark_dataset_converter import normalize_dbfs_url
 
 CONF = SparkDatasetConverter.PARENT_CACHE_DIR_URL_CONF
@@ -51,14 +52,11 @@ def mixed_df(spark):
     return spark.createDataFrame(rows, schema).repartition(2)
 
 
-@pytest.fixture(params=["petastorm-source", "parquet-fallback"])
-def writer(request, spark, monkeypatch):
-    """Both materialisation routes: the petastorm data source (when the jar has it) and the Parquet fallback."""
-    if request.param == "parquet-fallback":
-        monkeypatch.setattr(converter_module, "petastorm_source_available", lambda spark: False)
-    elif not converter_module.petastorm_source_available(spark):
-        pytest.skip("the petastorm data source is not in this build's jar")
-    return request.param
+@pytest.fixture
+def writer(spark):
+    """The materialisation route: the petastorm data source, which the session's jar must provide."""
+    assert converter_write.petastorm_source_available(spark), "the test session is started with the jar"
+    return "petastorm-source"
 
 
 def _read_all(url):
@@ -127,11 +125,11 @@ def test_cache_reuse_across_sessions_and_processes(spark, cache_dir, tmp_path, m
     assert make_spark_converter(other_session.read.parquet(str(source)).filter("id % 2 = 0")).cache_dir_url \
         == first.cache_dir_url
     # Another process: nothing registered in memory; the marker in the directory identifies the same plan.
-    monkeypatch.setattr(converter_module, "_registry", {})
-    monkeypatch.setattr(converter_module, "_created_dirs", set())
+    monkeypatch.setattr(converter_cache, "_registry", {})
+    monkeypatch.setattr(converter_cache, "_created_dirs", set())
     reused = make_spark_converter(spark.read.parquet(str(source)).filter("id % 2 = 0"))
     assert reused.cache_dir_url == first.cache_dir_url and len(reused) == 10
-    assert converter_module._created_dirs == set()  # reused, not created: not deleted at our exit
+    assert converter_cache._created_dirs == set()  # reused, not created: not deleted at our exit
     # Changed input files change the key.
     spark.range(30).selectExpr("id", "cast(id as double) as x").write.mode("overwrite").parquet(str(source))
     changed = make_spark_converter(spark.read.parquet(str(source)).filter("id % 2 = 0"))
@@ -139,12 +137,12 @@ def test_cache_reuse_across_sessions_and_processes(spark, cache_dir, tmp_path, m
 
 
 def test_exit_cleanup_deletes_only_created(spark, cache_dir, monkeypatch):
-    monkeypatch.setattr(converter_module, "_registry", {})
-    monkeypatch.setattr(converter_module, "_created_dirs", set())
+    monkeypatch.setattr(converter_cache, "_registry", {})
+    monkeypatch.setattr(converter_cache, "_created_dirs", set())
     created = make_spark_converter(spark.range(7).selectExpr("id", "id * 1.5 as v"))
     created_path = created.cache_dir_url[len("file://"):]
-    assert converter_module._created_dirs == {created.cache_dir_url}
-    converter_module._delete_created_at_exit()
+    assert converter_cache._created_dirs == {created.cache_dir_url}
+    converter_cache._delete_created_at_exit()
     assert not os.path.exists(created_path)
     assert sorted(os.listdir(cache_dir)) == []
 
@@ -195,6 +193,13 @@ def test_make_torch_dataloader(mixed_df, cache_dir):
                                          shuffling_queue_capacity=6) as loader:
         batches = list(loader)
     assert len(torch.cat([b["id"] for b in batches])) == 24 and batches[0]["nested"].shape == (5, 2, 2)
+
+
+def test_session_without_the_data_source_is_told_how_to_add_it(spark, mixed_df, cache_dir, monkeypatch):
+    monkeypatch.setattr(converter_write, "petastorm_source_available", lambda spark: False)
+    with pytest.raises(RuntimeError, match=r"configure_spark.*jar_path"):
+        make_spark_converter(mixed_df.filter("id = 3"))
+    assert list(cache_dir.iterdir()) == []
 
 
 def test_missing_conf_and_bad_codec(spark, mixed_df):

@@ -15,6 +15,7 @@ from typing import Any, Iterator
 from urllib.parse import urlparse
 
 from petastorm.fs_utils import get_filesystem_and_path_or_paths, is_local_filesystem, normalize_dir_url
+from petastorm.spark import _converter_cache as _cache
 from petastorm.spark import spark_dataset_converter as _conv
 
 logger = _conv.logger
@@ -25,7 +26,7 @@ _RECOMMENDED_FILE_SIZE_BYTES = 50 * 1024 * 1024
 _get_spark_session = _conv._spark
 _get_df_plan = _conv._plan
 _make_sub_dir_url = _conv._join
-_cache_df_meta_list_lock = _conv._registry_lock
+_cache_df_meta_list_lock = _cache._registry_lock
 
 
 class _CachedDataFrameMetaList(Sequence):
@@ -33,13 +34,13 @@ class _CachedDataFrameMetaList(Sequence):
     converter's registry (the original kept a plain list)."""
 
     def _entries(self) -> list:
-        return list(_conv._registry.values())
+        return list(_cache._registry.values())
 
     def __getitem__(self, index: Any) -> Any:
         return self._entries()[index]
 
     def __len__(self) -> int:
-        return len(_conv._registry)
+        return len(_cache._registry)
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._entries())
