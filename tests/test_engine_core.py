@@ -352,7 +352,7 @@ def test_a_lone_row_group_is_decoded_on_every_core_and_errors_reach_the_caller()
 
     import cv2
 
-    from petastorm.reader_impl.row_group_io import _run_sliced
+    from petastorm.reader_impl.decoding import _run_sliced
 
     png = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8))[1]
     threads = set()
@@ -382,7 +382,7 @@ def test_slices_stay_on_the_calling_thread_while_every_core_has_a_busy_reader_th
     from types import SimpleNamespace
 
     from petastorm.reader_impl.assembly import shares_decoding as _shares_decoding
-    from petastorm.reader_impl.row_group_io import _run_sliced, busy_thread
+    from petastorm.reader_impl.decoding import _run_sliced, busy_thread
 
     cores = os.cpu_count() or 1
     entered, release = threading.Barrier(cores), threading.Event()

@@ -14,15 +14,12 @@ import pyarrow as pa
 
 from petastorm.cache import NullCache
 from petastorm.local_disk_cache import LocalDiskCache
-from petastorm.reader_impl.row_group_io import _native_column_to_numpy
+from petastorm.reader_impl.decoding import native_column_to_numpy
 from petastorm.workers_pool import EmptyResultError
-from petastorm.workers_pool.worker_base import WorkerBase
+from petastorm.workers_pool.worker_base import RetiredWorker, WorkerBase  # noqa: F401 - WorkerBase: an original name
 
 __all__ = ["ArrowReaderWorker", "ArrowReaderWorkerResultsQueueReader", "convert_arrow_table_to_numpy_dict",
            "EmptyResultError", "LocalDiskCache", "NullCache", "WorkerBase", "division"]
-
-_USE_INSTEAD = ("petastorm.make_batch_reader(...) (its engine reads row groups with its own workers; pass "
-                "reader_pool_type='thread' / 'process' / 'dummy' or a petastorm.workers_pool pool instance)")
 
 
 def convert_arrow_table_to_numpy_dict(result_table: pa.Table, schema: Any) -> dict:
@@ -36,7 +33,7 @@ def convert_arrow_table_to_numpy_dict(result_table: pa.Table, schema: Any) -> di
     for name in result_table.column_names:
         field = schema.fields.get(name) if schema is not None else None
         try:
-            result[name] = _native_column_to_numpy(name, result_table.column(name), field)
+            result[name] = native_column_to_numpy(name, result_table.column(name), field)
         except ValueError as e:
             raise RuntimeError(str(e)) from e
     return result
@@ -62,17 +59,10 @@ class ArrowReaderWorkerResultsQueueReader:
         return schema.make_namedtuple(**result)
 
 
-class ArrowReaderWorker(WorkerBase):
+class ArrowReaderWorker(RetiredWorker):
     """The original's row-group worker of ``make_batch_reader``. Not available: constructing it raises
     ``NotImplementedError`` naming ``make_batch_reader``, which reads with the engine's own workers."""
 
-    def __init__(self, worker_id: int, publish_func: Any, args: Any) -> None:
-        raise NotImplementedError(f"ArrowReaderWorker belonged to the original reader engine and cannot run "
-                                  f"here; use {_USE_INSTEAD}")
+    reader_function = "make_batch_reader"
 
-    @staticmethod
-    def new_results_queue_reader() -> ArrowReaderWorkerResultsQueueReader:
-        return ArrowReaderWorkerResultsQueueReader()
-
-    def process(self, piece_index: int, worker_predicate: Any, shuffle_row_drop_partition: Any) -> None:
-        raise NotImplementedError(f"ArrowReaderWorker.process is not available; use {_USE_INSTEAD}")
+    results_queue_reader_class = ArrowReaderWorkerResultsQueueReader

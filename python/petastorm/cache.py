@@ -31,10 +31,8 @@ simply refilled, and eviction tolerates entries deleted by someone else.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
-import re
 import threading
 import uuid
 import warnings
@@ -45,6 +43,9 @@ import numpy as np
 
 from petastorm.fs_utils import file_url_path
 from petastorm.reader_impl.cache_keys import cache_key
+from petastorm.reader_impl.cache_location import (ENTRIES_DIR, ENTRY_RE, SHARD_RE, TEMP_RE, MARKER_FILE,
+                                                   CacheLocationError, check_owned, marker_path, open_location,
+                                                   read_marker)
 from petastorm.reader_impl.cache_values import (encode_object_column, read_arrow, read_npz, serializer_for,
                                                  write_arrow, write_npz)
 
@@ -56,20 +57,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CACHE_TYPES = ("null", "local-disk")
-MARKER_FILE = ".petastorm-cache"
-_MARKER_FORMAT = "petastorm-local-disk-cache"
-_MARKER_VERSION = 1
-_ENTRIES_DIR = "entries"
-_ENTRY_RE = re.compile(r"^[0-9a-f]{64}\.(arrow|npz)$")
-_TEMP_RE = re.compile(r"^\.tmp-[0-9a-f]{32}\.(arrow|npz)$")
-_SHARD_RE = re.compile(r"^[0-9a-f]{2}$")
 # Settings of the original (diskcache-based) cache that have no meaning here; accepted and ignored.
 _IGNORED_SETTINGS = {"shards", "timeout", "eviction_policy", "statistics", "tag_index", "sqlite_cache_size",
                      "sqlite_mmap_size", "disk_min_file_size", "cull_limit"}
-
-
-class CacheLocationError(RuntimeError):
-    """The cache location holds files the cache did not write, so the cache will not use, evict in or clear it."""
 
 
 class CacheBase:
@@ -143,102 +133,12 @@ class LocalDiskCache(CacheBase):
         self.size_limit_bytes = size_limit_bytes
         self.expected_row_size_bytes = expected_row_size_bytes
         self.cleanup_on_stop = bool(cleanup)
-        self._entries = os.path.join(self.path, _ENTRIES_DIR)
+        self._entries = os.path.join(self.path, ENTRIES_DIR)
         self._lock = threading.Lock()
         self._warned_types: set = set()
         self.hits = 0
         self.misses = 0
-        self._open_location()
-
-    # -- location and marker ------------------------------------------------------------------------------------
-
-    @property
-    def marker_path(self) -> str:
-        return os.path.join(self.path, MARKER_FILE)
-
-    def _open_location(self) -> None:
-        created_root = False
-        try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            os.mkdir(self.path)
-            created_root = True
-        except FileExistsError:
-            if not os.path.isdir(self.path):
-                raise CacheLocationError(f"cache_location {self.path} exists and is not a directory")
-        if os.path.exists(self.marker_path):
-            self._read_marker()
-            return
-        # Marker files being written by another cache object opening the same new location are not foreign.
-        foreign = [name for name in os.listdir(self.path) if not name.startswith(".tmp-marker-")]
-        if foreign and not os.path.exists(self.marker_path):
-            raise CacheLocationError(
-                f"cache_location {self.path} is not empty and is not a Petastorm cache directory (no "
-                f"{MARKER_FILE} marker; it holds e.g. {sorted(foreign)[:5]}). Choose an empty or new directory: "
-                "the cache evicts and deletes files in its location and will not do so among other files.")
-        marker = {"format": _MARKER_FORMAT, "version": _MARKER_VERSION, "created_root": created_root}
-        temp = os.path.join(self.path, f".tmp-marker-{uuid.uuid4().hex}")
-        with open(temp, "w") as f:
-            json.dump(marker, f)
-        try:
-            os.link(temp, self.marker_path)  # atomic and never replaces: the first cache object's marker wins
-        except FileExistsError:
-            self._read_marker()
-        except OSError:  # a filesystem without hard links
-            if not os.path.exists(self.marker_path):
-                os.replace(temp, self.marker_path)
-        finally:
-            if os.path.exists(temp):
-                os.unlink(temp)
-
-    def _read_marker(self) -> dict:
-        try:
-            with open(self.marker_path) as f:
-                marker = json.load(f)
-        except (OSError, ValueError) as e:
-            raise CacheLocationError(f"{self.marker_path} is not a readable Petastorm cache marker: {e}") from e
-        if not isinstance(marker, dict) or marker.get("format") != _MARKER_FORMAT:
-            raise CacheLocationError(f"{self.marker_path} is not a Petastorm cache marker")
-        if marker.get("version") != _MARKER_VERSION:
-            raise CacheLocationError(f"{self.path} holds a cache of format version {marker.get('version')}, this "
-                                     f"version of Petastorm writes version {_MARKER_VERSION}; use another location")
-        return marker
-
-    def _foreign_files(self, limit: int = 5) -> list[str]:
-        """Paths under the location that the cache did not write (at most ``limit``)."""
-        found = []
-        if not os.path.isdir(self.path):
-            return found
-        for name in os.listdir(self.path):
-            full = os.path.join(self.path, name)
-            if name == MARKER_FILE or (name.startswith(".tmp-marker-") and os.path.isfile(full)):
-                continue
-            if name == _ENTRIES_DIR and os.path.isdir(full) and not os.path.islink(full):
-                for shard in os.listdir(full):
-                    shard_path = os.path.join(full, shard)
-                    if not _SHARD_RE.match(shard) or not os.path.isdir(shard_path) or os.path.islink(shard_path):
-                        found.append(shard_path)
-                        continue
-                    for entry in os.listdir(shard_path):
-                        entry_path = os.path.join(shard_path, entry)
-                        if not (_ENTRY_RE.match(entry) or _TEMP_RE.match(entry)) or not os.path.isfile(entry_path) \
-                                or os.path.islink(entry_path):
-                            found.append(entry_path)
-                    if len(found) >= limit:
-                        return found[:limit]
-                continue
-            found.append(full)
-            if len(found) >= limit:
-                break
-        return found[:limit]
-
-    def _check_owned(self, action: str) -> None:
-        if not os.path.isfile(self.marker_path):
-            raise CacheLocationError(f"Refusing to {action} {self.path}: its {MARKER_FILE} marker is gone, so it "
-                                     "may no longer be a Petastorm cache directory")
-        foreign = self._foreign_files()
-        if foreign:
-            raise CacheLocationError(f"Refusing to {action} {self.path}: it holds files the cache did not write, "
-                                     f"e.g. {foreign}")
+        open_location(self.path)
 
     # -- entries ---------------------------------------------------------------------------------------------
 
@@ -305,8 +205,8 @@ class LocalDiskCache(CacheBase):
                               f"(no object dtype); a {name} is returned uncached{detail}")
             return
         kind, payload = serialized
-        if not os.path.isfile(self.marker_path):
-            logger.warning("The cache marker %s is gone; not caching", self.marker_path)
+        if not os.path.isfile(marker_path(self.path)):
+            logger.warning("The cache marker %s is gone; not caching", marker_path(self.path))
             return
         path = self._entry_path(key, kind)
         directory = os.path.dirname(path)
@@ -343,15 +243,15 @@ class LocalDiskCache(CacheBase):
             return entries
         for shard in shards:
             shard_path = os.path.join(self._entries, shard)
-            if not _SHARD_RE.match(shard):
+            if not SHARD_RE.match(shard):
                 foreign.append(shard_path)
                 continue
             try:
                 with os.scandir(shard_path) as it:
                     for entry in it:
-                        if _TEMP_RE.match(entry.name):
+                        if TEMP_RE.match(entry.name):
                             continue
-                        if not _ENTRY_RE.match(entry.name) or not entry.is_file(follow_symlinks=False):
+                        if not ENTRY_RE.match(entry.name) or not entry.is_file(follow_symlinks=False):
                             foreign.append(entry.path)
                             continue
                         try:
@@ -390,15 +290,15 @@ class LocalDiskCache(CacheBase):
         created it. Raises :class:`CacheLocationError` (deleting nothing) if the location holds other files."""
         if not os.path.isdir(self.path):
             return
-        if not os.path.isfile(self.marker_path):
+        if not os.path.isfile(marker_path(self.path)):
             return  # already cleaned up (by this or another cache object); nothing of ours is left
-        marker = self._read_marker()
-        self._check_owned("clear")
+        marker = read_marker(self.path)
+        check_owned(self.path, "clear")
         if os.path.isdir(self._entries):
             for shard in os.listdir(self._entries):
                 shard_path = os.path.join(self._entries, shard)
                 for entry in os.listdir(shard_path):
-                    if _ENTRY_RE.match(entry) or _TEMP_RE.match(entry):
+                    if ENTRY_RE.match(entry) or TEMP_RE.match(entry):
                         self._remove_entry(os.path.join(shard_path, entry))
                 try:
                     os.rmdir(shard_path)
@@ -409,7 +309,7 @@ class LocalDiskCache(CacheBase):
             except OSError:
                 pass
         try:
-            os.unlink(self.marker_path)
+            os.unlink(marker_path(self.path))
         except FileNotFoundError:
             pass
         if marker.get("created_root"):

@@ -7,29 +7,30 @@ Byte formats (compatible with Petastorm 0.13.1):
 * ``CompressedNdarrayCodec``: ``numpy.savez_compressed(buf, arr=value)`` (a ZIP with member ``arr.npy``).
 * ``CompressedImageCodec``: a standard PNG or JPEG file; 3-channel arrays are RGB.
 
+Decoding a whole column at once (``decode_column``, ``decode_value``; also importable from here) is in
+:mod:`petastorm.column_decode`.
+
 Images are encoded/decoded with OpenCV when it is importable, otherwise with Pillow (PNG pixels are identical
 either way). Set ``IMAGE_BACKEND`` (or the environment variable ``PETASTORM_IMAGE_BACKEND``) to ``"pillow"`` or
 ``"opencv"`` to force one.
 """
 from __future__ import annotations
 
-import datetime
-import decimal
 import io
 import os
 import zipfile
 from abc import ABC, abstractmethod
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
-import pyarrow as pa
 
-from petastorm._checks import check_ndarray, check_scalar, is_compliant_shape
+from petastorm._checks import check_ndarray, check_scalar
 from petastorm._npy import cell_header, load_npy
 from petastorm.errors import DecodeFieldError
 
 __all__ = ["DataframeColumnCodec", "ScalarCodec", "NdarrayCodec", "CompressedNdarrayCodec",
-           "CompressedImageCodec", "decode_column", "decode_value", "IMAGE_BACKEND"]
+           "CompressedImageCodec", "decode_column", "decode_value", "IMAGE_BACKEND", "opencv_backend",
+           "parse_npy_header"]
 
 #: "auto" (OpenCV if importable, else Pillow), "opencv" or "pillow".
 IMAGE_BACKEND: str = os.environ.get("PETASTORM_IMAGE_BACKEND", "auto")
@@ -122,7 +123,7 @@ class ScalarCodec(DataframeColumnCodec):
         return f"ScalarCodec({self._spark_type!r})"
 
 
-def _parse_npy_header(field_name: str, cell: Union[bytes, memoryview]) -> Tuple[np.dtype, tuple, bool, int]:
+def parse_npy_header(field_name: str, cell: Union[bytes, memoryview]) -> Tuple[np.dtype, tuple, bool, int]:
     """(dtype, shape, fortran_order, data offset) of an NPY cell; DecodeFieldError if it is not valid NPY."""
     try:
         return cell_header(cell, f"Field '{field_name}'")
@@ -175,7 +176,7 @@ class CompressedNdarrayCodec(DataframeColumnCodec):
         return _binary_type()
 
 
-def _opencv() -> Optional[Any]:
+def opencv_backend() -> Optional[Any]:
     """The cv2 module if it should be used, else None."""
     if IMAGE_BACKEND == "pillow":
         return None
@@ -189,9 +190,13 @@ def _opencv() -> Optional[Any]:
 
 
 def __getattr__(name: str) -> Any:
+    if name in ("decode_column", "decode_value"):  # the column API lives in petastorm.column_decode (imports us)
+        from petastorm import column_decode
+
+        return getattr(column_decode, name)
     if name == "OPENCV_AVAILABLE":  # the original's flag; looked up lazily so importing codecs skips cv2
         try:
-            return _opencv() is not None
+            return opencv_backend() is not None
         except ImportError:  # IMAGE_BACKEND = "opencv" without OpenCV installed
             return False
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -231,7 +236,7 @@ class CompressedImageCodec(DataframeColumnCodec):
         if not (value.ndim == 2 or (value.ndim == 3 and value.shape[2] == 3)):
             raise ValueError(f"Field '{unischema_field.name}': an image must have shape (H, W) or (H, W, 3), "
                              f"got {value.shape}")
-        cv2 = _opencv()
+        cv2 = opencv_backend()
         if cv2 is not None:
             bgr_or_gray = value[:, :, ::-1] if value.ndim == 3 else value
             params = [] if self._is_png() else [int(cv2.IMWRITE_JPEG_QUALITY), int(self._quality)]
@@ -256,7 +261,7 @@ class CompressedImageCodec(DataframeColumnCodec):
         return buf.getvalue()
 
     def decode(self, unischema_field: Any, value: Any) -> np.ndarray:
-        cv2 = _opencv()
+        cv2 = opencv_backend()
         if cv2 is not None:
             image = cv2.imdecode(np.frombuffer(value, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
             if image is None:
@@ -294,160 +299,3 @@ class CompressedImageCodec(DataframeColumnCodec):
 
     def __repr__(self) -> str:
         return f"CompressedImageCodec('{self.image_codec}', {self._quality})"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Column (batch) decoding
-
-
-def _fixed_shape(field: Any) -> bool:
-    return all(d is not None for d in field.shape)
-
-
-def _object_array(values: Sequence[Any]) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):
-        out[i] = v
-    return out
-
-
-def _as_chunks(cells: Any) -> List[pa.Array]:
-    if isinstance(cells, pa.ChunkedArray):
-        return list(cells.chunks)
-    if isinstance(cells, pa.Array):
-        return [cells]
-    if any(isinstance(c, (bytes, bytearray, memoryview)) for c in cells):
-        return [pa.array([None if c is None else bytes(c) for c in cells], type=pa.binary())]
-    return [pa.array(list(cells))]
-
-
-def _stack_or_objects(field: Any, values: List[Any]) -> np.ndarray:
-    """(N, *shape) array for a fixed-shape field without nulls, else a 1-D object array."""
-    if values and _fixed_shape(field) and all(v is not None for v in values):
-        for i, v in enumerate(values):
-            if not is_compliant_shape(np.shape(v), field.shape):
-                raise DecodeFieldError(f"Field '{field.name}': row {i} decoded to shape {np.shape(v)}, "
-                                       f"the field's shape is {field.shape}")
-        return np.stack(values)
-    return _object_array(values)
-
-
-def _decode_cells(field: Any, cells: List[Any]) -> List[Any]:
-    out = []
-    for i, cell in enumerate(cells):
-        if cell is None:
-            out.append(None)
-            continue
-        try:
-            out.append(field.codec.decode(field, cell))
-        except DecodeFieldError as e:
-            raise DecodeFieldError(f"{e} (row {i} of the column)") from e
-    return out
-
-
-def _npy_chunk_dense(field: Any, chunk: pa.Array) -> Optional[np.ndarray]:
-    """All cells of a null-free binary chunk as one array, if they share one NPY header; else None."""
-    n = len(chunk)
-    if n == 0 or chunk.null_count:
-        return None
-    offset_type = np.int64 if pa.types.is_large_binary(chunk.type) else np.int32
-    _, offsets_buf, data_buf = chunk.buffers()[:3]
-    offsets = np.frombuffer(offsets_buf, dtype=offset_type, count=n + 1,
-                            offset=chunk.offset * np.dtype(offset_type).itemsize)
-    lengths = np.diff(offsets)
-    cell_len = int(lengths[0])
-    if not (lengths == cell_len).all():
-        return None
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.empty(0, np.uint8)
-    start = int(offsets[0])
-    dtype, shape, fortran, header_len = _parse_npy_header(field.name, data[start:start + cell_len].tobytes())
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if fortran or cell_len != header_len + nbytes:
-        return None
-    strided = np.lib.stride_tricks.as_strided
-    headers = strided(data[start:], shape=(n, header_len), strides=(cell_len, 1), writeable=False)
-    if not (headers == headers[0]).all():
-        return None
-    payload = strided(data[start + header_len:], shape=(n, nbytes), strides=(cell_len, 1), writeable=False)
-    return np.ascontiguousarray(payload).view(dtype).reshape((n,) + tuple(shape))
-
-
-def _decode_npy_chunk(field: Any, chunk: pa.Array) -> np.ndarray:
-    dense = _npy_chunk_dense(field, chunk)
-    if dense is None:
-        return _stack_or_objects(field, _decode_cells(field, chunk.to_pylist()))
-    if _fixed_shape(field):
-        if not is_compliant_shape(dense.shape[1:], field.shape):
-            raise DecodeFieldError(f"Field '{field.name}': stored arrays have shape {dense.shape[1:]}, "
-                                   f"the field's shape is {field.shape}")
-        return dense
-    return _object_array(list(dense))
-
-
-def _decode_scalar_chunk(field: Any, chunk: pa.Array) -> np.ndarray:
-    kind = np.dtype(field.numpy_dtype).kind if field.numpy_dtype.__module__ == "numpy" else "O"
-    if chunk.null_count == 0 and kind in "biufc":
-        return chunk.to_numpy(zero_copy_only=False).astype(field.numpy_dtype, copy=False)
-    if chunk.null_count == 0 and kind in "Mm":
-        return chunk.to_numpy(zero_copy_only=False)
-    return _object_array([decode_value(field, v) for v in chunk.to_pylist()])
-
-
-def decode_value(field: Any, value: Any) -> Any:
-    """Decodes one stored cell as the original did: by the field's codec, else cast to the field's numpy type
-    (or ``Decimal``); nulls stay None."""
-    if value is None:
-        return None
-    try:
-        if field.codec is not None:
-            return field.codec.decode(field, value)
-        if isinstance(field.numpy_dtype, type) and issubclass(field.numpy_dtype, (np.generic, decimal.Decimal)):
-            if getattr(value, "tzinfo", None) is not None:  # numpy has no time zones: UTC, as Arrow stores it
-                value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-            return field.numpy_dtype(value)
-        return value
-    except DecodeFieldError:
-        raise
-    except Exception as e:
-        raise DecodeFieldError(f"Decoding field '{field.name}' failed: {e}") from e
-
-
-def _decode_list_chunk(field: Any, chunk: pa.Array) -> np.ndarray:
-    rows = [None if v is None else np.asarray(v, dtype=field.numpy_dtype) for v in chunk.to_pylist()]
-    return _stack_or_objects(field, rows)
-
-
-def _decode_chunk(field: Any, chunk: pa.Array) -> np.ndarray:
-    if isinstance(field.codec, NdarrayCodec):
-        return _decode_npy_chunk(field, chunk)
-    if field.codec is None or isinstance(field.codec, ScalarCodec):
-        return _decode_scalar_chunk(field, chunk) if field.shape == () else _decode_list_chunk(field, chunk)
-    return _stack_or_objects(field, _decode_cells(field, chunk.to_pylist()))
-
-
-def _empty_column(field: Any) -> np.ndarray:
-    numeric = getattr(field.numpy_dtype, "__module__", "") == "numpy" and np.dtype(field.numpy_dtype).kind in "biufc"
-    if numeric and _fixed_shape(field):
-        return np.empty((0,) + tuple(field.shape), dtype=field.numpy_dtype)
-    return np.empty(0, dtype=object)
-
-
-def decode_column(field: Any, cells: Union[pa.Array, pa.ChunkedArray, Sequence[Any]]) -> np.ndarray:
-    """Decode a whole column of stored cells of ``field`` at once.
-
-    :param field: the UnischemaField whose codec stored the cells.
-    :param cells: a pyarrow Array/ChunkedArray or a sequence of cells (``None`` for null).
-    :return: for a field of fully fixed shape and no null cell, one array of shape ``(N, *field.shape)``
-        (scalar fields: shape ``(N,)``; str/bytes/Decimal scalars as an object array); otherwise a 1-D object
-        array holding one decoded value (or None) per row. NdarrayCodec columns whose cells share one NPY
-        header are decoded without a per-row loop.
-    """
-    chunks = _as_chunks(cells)
-    parts = [_decode_chunk(field, c) for c in chunks if len(c)]
-    if not parts:
-        return _empty_column(field)
-    if len(parts) == 1:
-        return parts[0]
-    if any(p.dtype == object for p in parts) and not all(p.dtype == object for p in parts):
-        parts = [p if p.dtype == object else _object_array(list(p)) for p in parts]
-    return np.concatenate(parts)

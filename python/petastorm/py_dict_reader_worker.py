@@ -7,13 +7,10 @@ from typing import Any
 
 from petastorm.cache import NullCache
 from petastorm.workers_pool import EmptyResultError
-from petastorm.workers_pool.worker_base import WorkerBase
+from petastorm.workers_pool.worker_base import RetiredWorker, WorkerBase  # noqa: F401 - WorkerBase: an original name
 
 __all__ = ["PyDictReaderWorker", "PyDictReaderWorkerResultsQueueReader", "EmptyResultError", "NullCache",
            "WorkerBase", "division"]
-
-_USE_INSTEAD = ("petastorm.make_reader(...) (its engine reads row groups with its own workers; pass "
-                "reader_pool_type='thread' / 'process' / 'dummy' or a petastorm.workers_pool pool instance)")
 
 
 class PyDictReaderWorkerResultsQueueReader:
@@ -46,17 +43,10 @@ class PyDictReaderWorkerResultsQueueReader:
             return self._result_buffer.pop()
 
 
-class PyDictReaderWorker(WorkerBase):
+class PyDictReaderWorker(RetiredWorker):
     """The original's row-group worker of ``make_reader``. Not available: constructing it raises
     ``NotImplementedError`` naming ``make_reader``, which reads with the engine's own workers."""
 
-    def __init__(self, worker_id: int, publish_func: Any, args: Any) -> None:
-        raise NotImplementedError(f"PyDictReaderWorker belonged to the original reader engine and cannot run "
-                                  f"here; use {_USE_INSTEAD}")
+    reader_function = "make_reader"
 
-    @staticmethod
-    def new_results_queue_reader() -> PyDictReaderWorkerResultsQueueReader:
-        return PyDictReaderWorkerResultsQueueReader()
-
-    def process(self, piece_index: int, worker_predicate: Any, shuffle_row_drop_partition: Any) -> None:
-        raise NotImplementedError(f"PyDictReaderWorker.process is not available; use {_USE_INSTEAD}")
+    results_queue_reader_class = PyDictReaderWorkerResultsQueueReader

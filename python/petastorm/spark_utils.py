@@ -18,7 +18,8 @@ from typing import Any, Iterable, Iterator, Sequence, Union
 from petastorm.etl.dataset_metadata import get_schema, get_schema_from_dataset_url, load_row_groups
 from petastorm.fs_utils import FilesystemResolver
 from petastorm.parquet_store import ParquetStore, RowGroupPiece
-from petastorm.reader_impl.row_group_io import ParquetFileCache, columns_to_read, decode_rows, read_piece_columns
+from petastorm.reader_impl.decoding import columns_to_read, decode_rows
+from petastorm.reader_impl.row_group_io import ParquetFileCache, read_piece_columns
 from petastorm.unischema import Unischema, UnischemaField
 
 __all__ = ["FilesystemResolver", "dataset_as_rdd", "get_schema_from_dataset_url"]

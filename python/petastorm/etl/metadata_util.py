@@ -14,7 +14,7 @@ from typing import Sequence
 
 from petastorm.errors import PetastormMetadataError
 from petastorm.etl.dataset_metadata import get_schema
-from petastorm.etl.rowgroup_indexing import get_row_group_indexes
+from petastorm.etl.rowgroup_index_metadata import get_row_group_indexes
 from petastorm.fs_utils import FilesystemResolver
 from petastorm.parquet_store import ParquetStore
 

@@ -19,6 +19,7 @@ import numpy as np
 from petastorm.ngram import NGram
 from petastorm.reader_impl.loaders import ItemLoader, ItemResult, ReaderWorkerError
 from petastorm.reader_impl.planning import ReadPlan, WorkItem
+from petastorm.reader_impl.shuffling import UNITS, permutation
 from petastorm.unischema import Unischema
 
 __all__ = ["ReaderCore", "STATE_VERSION"]
@@ -328,7 +329,7 @@ class ReaderCore:
         return ngrams
 
     def _window_order(self, epoch: int, unit: int, count: int) -> np.ndarray:
-        return np.random.default_rng([self.plan.seed, epoch, unit, 11]).permutation(count)
+        return permutation(count, self.plan.seed, epoch, UNITS, unit)
 
     def _unit_rows(self, results: list, epoch: int, unit: int) -> list:
         rows = [row for result in results for row in self._rows_of(result)]

@@ -24,7 +24,9 @@ from petastorm.parquet_store import ParquetStore, RowGroupPiece
 from petastorm.predicates import PredicateBase
 from petastorm.reader_impl.filtering import FilterPlan, filter_mask_indices
 from petastorm.reader_impl.planning import WorkItem
-from petastorm.reader_impl.row_group_io import ParquetFileCache, busy_thread, decode_table, read_piece_columns
+from petastorm.reader_impl.decoding import busy_thread, decode_table
+from petastorm.reader_impl.row_group_io import ParquetFileCache, read_piece_columns
+from petastorm.reader_impl.shuffling import ROWS, permutation
 from petastorm.transform import TransformSpec
 from petastorm.unischema import Unischema
 
@@ -265,8 +267,9 @@ class ItemLoader:
         except Exception as e:
             raise annotate(e, f"Reading {self._describe(item)} failed") from None
 
-    def _rng(self, item: WorkItem, epoch: int, seed: int) -> np.random.Generator:
-        return np.random.default_rng([seed, epoch, item.piece_index, item.drop_partition, item.start, 7])
+    @staticmethod
+    def _row_order(item: WorkItem, epoch: int, seed: int, count: int) -> np.ndarray:
+        return permutation(count, seed, epoch, ROWS, item.piece_index, item.drop_partition, item.start)
 
     def _run(self, item: WorkItem, epoch: int, seed: int) -> ItemResult:
         stats: dict = {}
@@ -278,14 +281,14 @@ class ItemLoader:
             starts = self._ngram.ngram_starts(columns[self._ngram._timestamp_name]) if num_rows else \
                 np.zeros(0, np.int64)
             if self._shuffle_rows and len(starts) > 1:
-                starts = starts[self._rng(item, epoch, seed).permutation(len(starts))]
+                starts = starts[self._row_order(item, epoch, seed, len(starts))]
             return ItemResult(len(starts), columns=columns, ngram_starts=starts, stats=stats)
         if self._batched:
             return self._run_batch(item, epoch, seed, columns, num_rows, stats)
         spec = self._transform_spec
         order = None
         if self._shuffle_rows and num_rows > 1:
-            order = self._rng(item, epoch, seed).permutation(num_rows)
+            order = self._row_order(item, epoch, seed, num_rows)
         if spec is not None and spec.func is not None:
             rows = self._transform_rows(columns, num_rows)
             if order is not None:
@@ -325,7 +328,7 @@ class ItemLoader:
                              f"{list(self._output_schema.fields)}")
         columns = {name: columns[name] for name in self._output_schema.fields}
         if self._shuffle_rows and num_rows > 1:
-            order = self._rng(item, epoch, seed).permutation(num_rows)
+            order = self._row_order(item, epoch, seed, num_rows)
             columns = {name: values[order] for name, values in columns.items()}
         return ItemResult(num_rows, columns=columns, stats=stats)
 

@@ -2,7 +2,8 @@
 
 Independent of how row groups are read: the output is, for every epoch, a list of *units* (lists of
 :class:`WorkItem`), each naming a piece index (a position in the dataset's row-group listing) and a row range.
-Every order is a pure function of ``(seed, epoch)``, which is what makes iteration reproducible and resumable.
+Every order is a pure function of ``(seed, epoch)`` (drawn by :mod:`~petastorm.reader_impl.shuffling`), which is
+what makes iteration reproducible and resumable.
 """
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from petastorm.errors import NoDataAvailableError
-from petastorm.etl.rowgroup_indexing import get_row_group_indexes
+from petastorm.etl.rowgroup_index_metadata import get_row_group_indexes
 from petastorm.parquet_store import ParquetStore, RowGroupPiece
 from petastorm.predicates import PredicateBase
+from petastorm.reader_impl.shuffling import ROW_GROUPS, legacy_shard_permutation, permutation
 from petastorm.selectors import RowGroupSelectorBase
 from petastorm.unischema import Unischema
 
@@ -65,7 +67,7 @@ class ReadPlan:
         items = [WorkItem(index, part, self.num_drop_partitions, start, stop)
                  for index, start, stop in self.segments for part in range(self.num_drop_partitions)]
         if self.shuffle_row_groups and len(items) > 1:
-            order = np.random.default_rng([self.seed, epoch]).permutation(len(items))
+            order = permutation(len(items), self.seed, epoch, ROW_GROUPS)
             items = [items[i] for i in order]
         return items
 
@@ -156,7 +158,7 @@ def _apply_sharding(num_pieces: int, indexes: list[int], cur_shard: Any, shard_c
     if shard_seed is None:
         mine = {index for index in range(num_pieces) if index % shard_count == cur_shard}
     else:
-        order = np.random.RandomState(shard_seed).permutation(num_pieces)
+        order = legacy_shard_permutation(num_pieces, shard_seed)
         mine = {int(order[p]) for p in range(cur_shard, num_pieces, shard_count)}
     return [index for index in indexes if index in mine]
 

@@ -47,6 +47,32 @@ class WorkerBase:
         """Called when a process pool's worker process ends; nothing by default."""
 
 
+class RetiredWorker(WorkerBase):
+    """A row-group worker class of the original reader engine, kept importable. Constructing it or calling
+    ``process`` raises ``NotImplementedError`` naming the reader function (``reader_function``) that replaces it:
+    that reader runs the engine's own workers."""
+
+    reader_function = ""
+    results_queue_reader_class: type = object
+
+    def __init__(self, worker_id: int, publish_func: Callable[[Any], None], args: Any) -> None:
+        raise NotImplementedError(f"{type(self).__name__} belonged to the original reader engine and cannot run "
+                                  f"here; use {self._use_instead()}")
+
+    @classmethod
+    def _use_instead(cls) -> str:
+        return (f"petastorm.{cls.reader_function}(...) (its engine reads row groups with its own workers; pass "
+                "reader_pool_type='thread' / 'process' / 'dummy' or a petastorm.workers_pool pool instance)")
+
+    @classmethod
+    def new_results_queue_reader(cls) -> Any:
+        """The reader of this worker's results, as the original's reader called it (still usable on its own)."""
+        return cls.results_queue_reader_class()
+
+    def process(self, piece_index: int, worker_predicate: Any, shuffle_row_drop_partition: Any) -> None:
+        raise NotImplementedError(f"{type(self).__name__}.process is not available; use {self._use_instead()}")
+
+
 def _process_worker_index() -> int:
     """The engine's index of the current worker process: its process name ends with it."""
     _, _, index = multiprocessing.current_process().name.rpartition("-")
