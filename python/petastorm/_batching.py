@@ -1,10 +1,37 @@
-"""Re-cutting a stream of column batches (dicts of equal-length arrays) into batches of a fixed number of rows."""
+"""Reader items as columns or rows, and re-cutting a stream of column batches (dicts of equal-length arrays) into
+batches of a fixed number of rows: the one place the adapters turn what a reader yields into what they feed."""
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
+
+
+def item_columns(reader: Any, item: Any, prepare: Callable[[dict], None] | None = None) -> dict:
+    """A reader item as ``{field: array}`` with a leading batch dimension: a batch reader's item as it is, a row
+    reader's row as a batch of one (a null as a one-element object array). ``prepare`` may change the item's dict
+    in place first (e.g. type promotion)."""
+    columns = item._asdict()
+    if prepare is not None:
+        prepare(columns)
+    if reader.batched_output:
+        return {k: np.asarray(v) for k, v in columns.items()}
+    return {k: np.asarray(v)[None] if v is not None else np.array([None], dtype=object) for k, v in columns.items()}
+
+
+def item_rows(reader: Any, item: Any, prepare: Callable[[dict], None] | None = None) -> Iterator[dict]:
+    """The rows of a reader item as ``{field: value}`` dicts (one for a row reader, every row of a batch for a batch
+    reader); ``prepare`` as for :func:`item_columns`."""
+    columns = item._asdict()
+    if prepare is not None:
+        prepare(columns)
+    if not reader.batched_output:
+        yield columns
+        return
+    names = list(columns)
+    for values in zip(*(columns[n] for n in names)):
+        yield dict(zip(names, values))
 
 
 def _length(columns: dict) -> int:

@@ -6,9 +6,7 @@ import os
 import warnings
 from typing import Any, Iterator
 
-import numpy as np
-
-from petastorm._batching import rebatch_columns
+from petastorm._batching import item_columns, item_rows, rebatch_columns
 from petastorm._extras import require
 from petastorm._torch_types import as_tensor, sanitize_pytorch_types
 
@@ -109,24 +107,9 @@ class PetastormIterableDataset(IterableDataset):
     @staticmethod
     def _rows(reader: Any) -> Iterator[dict]:
         for item in reader:
-            columns = item._asdict()
-            sanitize_pytorch_types(columns)
-            if not reader.batched_output:
-                yield columns
-                continue
-            names = list(columns)
-            for values in zip(*(columns[n] for n in names)):
-                yield dict(zip(names, values))
+            yield from item_rows(reader, item, sanitize_pytorch_types)
 
     def _batches(self, reader: Any) -> Iterator[dict]:
-        def column_batches() -> Iterator[dict]:
-            for item in reader:
-                columns = item._asdict()
-                sanitize_pytorch_types(columns)
-                if reader.batched_output:
-                    yield columns
-                else:
-                    yield {k: np.asarray(v)[None] for k, v in columns.items()}
-
-        for batch in rebatch_columns(column_batches(), self.batch_size, self.drop_last):
+        column_batches = (item_columns(reader, item, sanitize_pytorch_types) for item in reader)
+        for batch in rebatch_columns(column_batches, self.batch_size, self.drop_last):
             yield {k: as_tensor(v) for k, v in batch.items()}

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from petastorm._batching import rebatch_columns
+from petastorm._batching import item_columns, rebatch_columns
 from petastorm._extras import require
 
 __all__ = ["make_numpy_iterator", "make_jax_iterator", "jax_available"]
@@ -33,14 +33,6 @@ def _null_check(name: str, value: np.ndarray) -> None:
         raise ValueError(f"Field '{name}' has null (None) values; filter them out (predicate) or fill them")
 
 
-def _item_columns(reader: Any, item: Any) -> dict:
-    columns = item._asdict()
-    if reader.batched_output:
-        return {k: np.asarray(v) for k, v in columns.items()}
-    return {k: np.asarray(v)[None] if v is not None else np.array([None], dtype=object)
-            for k, v in columns.items()}
-
-
 def make_numpy_iterator(reader: Any, batch_size: int | None = None, drop_last: bool = False,
                         fields: list[str] | None = None) -> Iterator[dict]:
     """Yields dicts ``{field: ndarray}`` whose arrays share a leading batch dimension.
@@ -53,7 +45,7 @@ def make_numpy_iterator(reader: Any, batch_size: int | None = None, drop_last: b
     """
     def columns() -> Iterator[dict]:
         for item in reader:
-            cols = _item_columns(reader, item)
+            cols = item_columns(reader, item)
             if fields is not None:
                 cols = {k: cols[k] for k in fields}
             yield cols

@@ -4,7 +4,9 @@
 import numpy as np
 import pytest
 
-from petastorm._batching import rebatch_columns, rows_to_columns
+import collections
+
+from petastorm._batching import item_columns, item_rows, rebatch_columns, rows_to_columns
 
 
 def _columns(start, stop):
@@ -85,3 +87,33 @@ def test_rows_to_columns_keeps_nones_and_ragged_cells_as_objects():
     assert ragged.dtype == object and ragged.shape == (2,)
     assert ragged[0].tolist() == [0.0, 0.0] and ragged[1].tolist() == [1.0, 1.0, 1.0]
     assert rows_to_columns([]) == {}
+
+
+Item = collections.namedtuple("Item", ["id", "image", "note"])
+
+
+class _Reader:
+    def __init__(self, batched_output):
+        self.batched_output = batched_output
+
+
+def test_item_columns_of_a_row_and_of_a_batch():
+    row = Item(np.int64(3), np.ones((2, 2), np.uint8), None)
+    columns = item_columns(_Reader(False), row)
+    assert columns["id"].tolist() == [3] and columns["image"].shape == (1, 2, 2)
+    assert columns["note"].dtype == object and columns["note"].tolist() == [None]
+    batch = Item(np.arange(4), np.zeros((4, 2, 2)), np.array(["a", "b", "c", "d"]))
+    columns = item_columns(_Reader(True), batch)
+    assert columns["id"] is batch.id and columns["image"].shape == (4, 2, 2)
+
+
+def test_item_rows_and_prepare():
+    def widen(columns):
+        columns["id"] = columns["id"].astype(np.int64)
+
+    batch = Item(np.arange(3, dtype=np.int16), np.zeros((3, 2)), np.array(["a", "b", "c"]))
+    rows = list(item_rows(_Reader(True), batch, widen))
+    assert [r["id"] for r in rows] == [0, 1, 2] and rows[0]["id"].dtype == np.int64
+    assert [r["note"] for r in rows] == ["a", "b", "c"] and rows[2]["image"].shape == (2,)
+    row = Item(np.int16(5), None, "x")
+    assert list(item_rows(_Reader(False), row)) == [{"id": 5, "image": None, "note": "x"}]
