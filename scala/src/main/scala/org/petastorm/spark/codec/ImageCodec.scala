@@ -81,57 +81,6 @@ object ImageCodec {
     out.toByteArray
   }
 
-  /**
-   * Resizes a uint8 or uint16 image of shape `(H, W)` or `(H, W, C)` with bilinear interpolation on pixel centres
-   * (source x = (x + 0.5) * W / width - 0.5, clamped at the edges), rounding to the nearest value. This is OpenCV's
-   * `INTER_LINEAR` and TensorFlow's `resize(..., antialias=False)`: strong downscaling aliases.
-   */
-  def resize(t: Tensor, height: Int, width: Int): Tensor = {
-    val (h, w, c) = imageDims(t, "resize")
-    if (t.dtype != DType.UInt8 && t.dtype != DType.UInt16) {
-      throw new IllegalArgumentException(s"Cannot resize a ${t.dtype.name} image: expected uint8 or uint16")
-    }
-    if (height <= 0 || width <= 0) throw new IllegalArgumentException(s"Cannot resize to $height x $width pixels")
-    if (h == 0 || w == 0) throw new IllegalArgumentException(s"Cannot resize an empty image of $h x $w pixels")
-    if (h == height && w == width) return t
-    val src = new Samples(t.unsafeData, t.dtype)
-    val dst = new Samples(new Array[Byte](height * width * c * t.dtype.itemSize), t.dtype)
-    val (x0, x1, fx) = Resampling.axis(w, width)
-    val (y0, y1, fy) = Resampling.axis(h, height)
-    val n = width * c
-    // For each sample of a destination row: its two source samples in a source row, and the second's weight.
-    val left = Array.tabulate(n)(i => x0(i / c) * c + i % c)
-    val right = Array.tabulate(n)(i => x1(i / c) * c + i % c)
-    val weight = Array.tabulate(n)(i => fx(i / c))
-    // Source row r resampled horizontally into `out`.
-    def horizontal(r: Int, out: Array[Double]): Unit = {
-      val base = r * w * c
-      var i = 0
-      while (i < n) {
-        val a = src(base + left(i))
-        out(i) = a + (src(base + right(i)) - a) * weight(i)
-        i += 1
-      }
-    }
-    // The two resampled source rows that a destination row blends, kept while the next rows use them.
-    var (top, bottom) = (new Array[Double](n), new Array[Double](n))
-    var (topRow, bottomRow) = (-1, -1)
-    var y = 0
-    while (y < height) {
-      if (y0(y) != topRow) {
-        if (y0(y) == bottomRow) { val t = top; top = bottom; bottom = t; bottomRow = -1 } else horizontal(y0(y), top)
-        topRow = y0(y)
-      }
-      if (y1(y) != bottomRow) { horizontal(y1(y), bottom); bottomRow = y1(y) }
-      val wy = fy(y)
-      var i = 0
-      while (i < n) { dst(y * n + i) = math.round(top(i) + (bottom(i) - top(i)) * wy).toInt; i += 1 }
-      y += 1
-    }
-    val shape = if (t.rank == 2) Seq(height, width) else Seq(height, width, c)
-    Tensor(t.dtype, shape, dst.data)
-  }
-
   private def checkChannels(c: Int): Unit =
     if (c != 1 && c != 3 && c != 4) throw new IllegalArgumentException(s"channels must be 1, 3 or 4, got $c")
 
@@ -141,7 +90,8 @@ object ImageCodec {
     case _ => throw new IllegalArgumentException(s"Unknown image format '$format': expected png or jpeg")
   }
 
-  private def imageDims(t: Tensor, what: String): (Int, Int, Int) = t.shape match {
+  /** `(H, W, C)` of an image tensor of shape `(H, W)` or `(H, W, C)`; else an error saying what cannot be done. */
+  private[spark] def imageDims(t: Tensor, what: String): (Int, Int, Int) = t.shape match {
     case Seq(h, w) => (h, w, 1)
     case Seq(h, w, c) if c == 1 || c == 3 || c == 4 => (h, w, c)
     case s => throw new IllegalArgumentException(
@@ -219,30 +169,13 @@ object ImageCodec {
 }
 
 /** Samples of 8 or 16 bits stored the way a uint8 or uint16 tensor stores them (little-endian). */
-private final class Samples(val data: Array[Byte], dtype: DType) {
+private[spark] final class Samples(val data: Array[Byte], dtype: DType) {
   private val wide = dtype == DType.UInt16
 
   def apply(i: Int): Int = if (wide) (data(2 * i) & 0xff) | (data(2 * i + 1) & 0xff) << 8 else data(i) & 0xff
 
   def update(i: Int, v: Int): Unit =
     if (wide) { data(2 * i) = v.toByte; data(2 * i + 1) = (v >> 8).toByte } else data(i) = v.toByte
-}
-
-/** Source positions of bilinear resampling along one axis: the two neighbours and the weight of the second. */
-private object Resampling {
-  def axis(from: Int, to: Int): (Array[Int], Array[Int], Array[Double]) = {
-    val lo = new Array[Int](to); val hi = new Array[Int](to); val weight = new Array[Double](to)
-    val scale = from.toDouble / to
-    var i = 0
-    while (i < to) {
-      val s = math.min(math.max((i + 0.5) * scale - 0.5, 0.0), from - 1.0)
-      lo(i) = s.toInt
-      hi(i) = math.min(lo(i) + 1, from - 1)
-      weight(i) = s - lo(i)
-      i += 1
-    }
-    (lo, hi, weight)
-  }
 }
 
 /**

@@ -23,7 +23,7 @@ object MetadataCommit {
       try status.getPath -> reader.getFooter finally reader.close()
     }
     val observed = ColumnStats.mergeAll(footers.map { case (_, footer) =>
-      Option(footer.getFileMetaData.getKeyValueMetaData.get(WritePlan.StatsKey)).map(ColumnStats.fromJson)
+      Option(footer.getFileMetaData.getKeyValueMetaData.get(ColumnStats.FooterKey)).map(ColumnStats.fromJson)
         .getOrElse(Map.empty)
     } ++ existing.toSeq.map(previousStats))
     val schema = plan.unischema(existing.map(_.name).getOrElse("PetastormSchema"), observed)

@@ -27,17 +27,16 @@ class PetastormFileFormat extends ParquetFileFormat {
 
   override def prepareWrite(sparkSession: SparkSession, job: Job, options: Map[String, String],
                             dataSchema: StructType): OutputWriterFactory = {
-    val plan = WritePlan(dataSchema, WritePlan.relevantOptions(options))
+    val petastormOptions = PetastormWriteOptions(options)
+    val plan = WritePlan(dataSchema, petastormOptions.columns)
     val conf = job.getConfiguration
-    options.get("path").map(new Path(_)).foreach { root =>
+    petastormOptions.path.map(new Path(_)).foreach { root =>
       val fs = root.getFileSystem(conf)
       // Metadata found here belongs to an append (an overwrite has cleared the target, or will at commit).
       if (!PetastormCommitProtocol.overwritePending(fs.makeQualified(root).toString)) checkAppend(conf, root, plan)
       conf.setBoolean(PetastormOutputCommitter.CreatedTarget, !fs.exists(root))
     }
-    options.collectFirst { case (k, v) if k.equalsIgnoreCase("rowGroupSizeMB") => v }.foreach { mb =>
-      conf.setLong(ParquetOutputFormat.BLOCK_SIZE, (mb.toDouble * 1024 * 1024).toLong)
-    }
+    petastormOptions.rowGroupBytes.foreach(conf.setLong(ParquetOutputFormat.BLOCK_SIZE, _))
     val factory = super.prepareWrite(sparkSession, job, options, plan.storageSchema)
     // Encoded tensors are (nearly) all distinct: dictionary encoding would only be tried and abandoned.
     plan.columns.filter(_.tensor.isDefined).foreach { c =>
@@ -49,15 +48,16 @@ class PetastormFileFormat extends ParquetFileFormat {
     factory
   }
 
-  private def readPlan(sparkSession: SparkSession, options: Map[String, String], conf: Configuration): ReadPlan = {
-    val schema = options.get("path").flatMap(p => DatasetMetadata.readSchema(conf, new Path(p)))
-    ReadPlan(schema, options.get("decode").forall(_.toBoolean))
+  private def readPlan(options: Map[String, String], conf: Configuration): ReadPlan = {
+    val petastormOptions = PetastormReadOptions(options)
+    val schema = petastormOptions.path.flatMap(p => DatasetMetadata.readSchema(conf, new Path(p)))
+    ReadPlan(schema, petastormOptions.decode)
   }
 
   override def inferSchema(sparkSession: SparkSession, options: Map[String, String],
                            files: Seq[FileStatus]): Option[StructType] =
     super.inferSchema(sparkSession, options, files)
-      .map(readPlan(sparkSession, options, sparkSession.sessionState.newHadoopConfWithOptions(options)).readSchema)
+      .map(readPlan(options, sparkSession.sessionState.newHadoopConfWithOptions(options)).readSchema)
 
   override def supportBatch(sparkSession: SparkSession, schema: StructType): Boolean =
     !schema.exists(f => f.dataType.isInstanceOf[TensorUDT] || f.metadata.contains("petastorm")) &&
@@ -66,7 +66,7 @@ class PetastormFileFormat extends ParquetFileFormat {
   override def buildReaderWithPartitionValues(sparkSession: SparkSession, dataSchema: StructType,
       partitionSchema: StructType, requiredSchema: StructType, filters: Seq[Filter], options: Map[String, String],
       hadoopConf: Configuration): PartitionedFile => Iterator[InternalRow] = {
-    val plan = readPlan(sparkSession, options, hadoopConf)
+    val plan = readPlan(options, hadoopConf)
     val storageRequired = plan.storageSchema(requiredSchema)
     val decoded = requiredSchema.fieldNames.filter(n => plan.storageType(requiredSchema(n)) != requiredSchema(n)).toSet
     val read = super.buildReaderWithPartitionValues(sparkSession, plan.storageSchema(dataSchema), partitionSchema,

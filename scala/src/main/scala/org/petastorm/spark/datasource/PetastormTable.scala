@@ -22,26 +22,18 @@ case class PetastormTable(name: String, sparkSession: SparkSession, options: Cas
                           fallbackFileFormat: Class[_ <: FileFormat])
   extends FileTable(sparkSession, options, paths, userSpecifiedSchema) {
 
+  /** Parsed when first needed (the schema is inferred, or a scan planned), as Spark reads the options. */
+  lazy val petastormOptions: PetastormReadOptions = PetastormReadOptions(options)
+
   lazy val readPlan: ReadPlan = {
     val conf = sparkSession.sessionState.newHadoopConfWithOptions(options.asCaseSensitiveMap.asScala.toMap)
     val schema = paths.headOption.flatMap(p => DatasetMetadata.readSchema(conf, new Path(p)))
-    ReadPlan(schema, options.getBoolean("decode", true))
+    ReadPlan(schema, petastormOptions.decode)
   }
 
   override def inferSchema(files: Seq[FileStatus]): Option[StructType] =
-    ParquetUtils.inferSchema(sparkSession, options.asScala.toMap, files).map(readPlan.readSchema).map(selectFields)
-
-  /** Option `schemaFields`: comma-separated names or full-match regexes of the columns to read. */
-  private def selectFields(schema: StructType): StructType = Option(options.get("schemaFields")) match {
-    case None => schema
-    case Some(spec) =>
-      val patterns = spec.split(",").map(_.trim).filter(_.nonEmpty).map(_.r)
-      val kept = schema.fields.filter(f => patterns.exists(_.matches(f.name)))
-      if (kept.isEmpty) {
-        throw new IllegalArgumentException(s"schemaFields '$spec' matches none of ${schema.fieldNames.mkString(", ")}")
-      }
-      StructType(kept)
-  }
+    ParquetUtils.inferSchema(sparkSession, options.asScala.toMap, files).map(readPlan.readSchema)
+      .map(petastormOptions.selectFields)
 
   override def newScanBuilder(options: CaseInsensitiveStringMap): ScanBuilder =
     new PetastormScanBuilder(sparkSession, fileIndex, schema, dataSchema, mergedOptions(options), readPlan)

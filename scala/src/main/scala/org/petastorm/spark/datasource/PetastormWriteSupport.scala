@@ -22,5 +22,5 @@ class PetastormWriteSupport extends ParquetWriteSupport {
   override def write(row: InternalRow): Unit = super.write(encoder.encode(row))
 
   override def finalizeWrite(): WriteSupport.FinalizedWriteContext =
-    new WriteSupport.FinalizedWriteContext(Map(WritePlan.StatsKey -> encoder.statsJson).asJava)
+    new WriteSupport.FinalizedWriteContext(Map(ColumnStats.FooterKey -> encoder.statsJson).asJava)
 }

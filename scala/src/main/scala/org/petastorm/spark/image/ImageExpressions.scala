@@ -22,7 +22,7 @@ private[image] trait ImageDecoding extends Expression {
 
   protected def decoded(bytes: Array[Byte]): InternalRow = {
     val image = ImageCodec.decode(bytes, channels)
-    TensorUDT.write(size.fold(image) { case (height, width) => ImageCodec.resize(image, height, width) })
+    TensorUDT.write(size.fold(image) { case (height, width) => ImageResize.resize(image, height, width) })
   }
 }
 

@@ -55,7 +55,7 @@ class ImageFunctionsSuite extends AnyFunSuite with LocalSpark {
   test("load_image resizes and converts channels") {
     val t = first(Seq(path("b.png")).toDF("path").select(load_image($"path", 8, 10, 3)))
     assert(t.dtype == DType.UInt8 && t.shape == Seq(8, 10, 3))
-    assert(t == ImageCodec.resize(ImageCodec.decode(ImageCodec.encode(image(4, 5, 4, 5), "png"), Some(3)), 8, 10))
+    assert(t == ImageResize.resize(ImageCodec.decode(ImageCodec.encode(image(4, 5, 4, 5), "png"), Some(3)), 8, 10))
     val grey = first(spark.sql(s"SELECT load_image('${path("a.png")}', NULL, NULL, 1)"))
     assert(grey.shape == Seq(6, 8, 1))
   }

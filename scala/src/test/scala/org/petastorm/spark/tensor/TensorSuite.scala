@@ -5,27 +5,6 @@ import java.nio.{ByteBuffer, ByteOrder}
 import org.scalatest.funsuite.AnyFunSuite
 
 class TensorSuite extends AnyFunSuite {
-  test("dtypes parse from numpy descrs, names and Spark type names") {
-    assert(DType("<f4") == DType.Float32)
-    assert(DType("float32") == DType.Float32)
-    assert(DType("f4") == DType.Float32)
-    assert(DType("float") == DType.Float32)
-    assert(DType("|u1") == DType.UInt8)
-    assert(DType("u1") == DType.UInt8)
-    assert(DType("|b1") == DType.Bool)
-    assert(DType("bool") == DType.Bool)
-    assert(DType("<i8") == DType.Int64)
-    assert(DType("=f8") == DType.Float64)
-    assert(DType.all.forall(d => DType(d.descr) == d && DType(d.name) == d))
-  }
-
-  test("an unknown or big-endian dtype is an error that lists what is accepted") {
-    val e = intercept[IllegalArgumentException](DType("complex64"))
-    assert(e.getMessage.contains("Unknown tensor dtype 'complex64'"))
-    assert(e.getMessage.contains("float32"))
-    assert(intercept[IllegalArgumentException](DType(">f4")).getMessage.contains("big-endian"))
-  }
-
   test("the data must hold exactly product(shape) * itemsize bytes") {
     val e = intercept[IllegalArgumentException](Tensor("<f4", Seq(2, 3), new Array[Byte](20)))
     assert(e.getMessage.contains("needs 24 bytes"))

@@ -1,4 +1,4 @@
-package org.petastorm.spark.image
+package org.petastorm.spark.codec
 
 import java.awt.Transparency
 import java.awt.color.ColorSpace
@@ -10,10 +10,10 @@ import scala.concurrent.{Await, Future}
 import scala.concurrent.ExecutionContext.Implicits.global
 import scala.concurrent.duration._
 
-import org.petastorm.spark.codec.ImageCodec
 import org.petastorm.spark.tensor.{DType, Tensor}
 import org.scalatest.funsuite.AnyFunSuite
 
+/** ImageCodec: image files to tensors and back (decode, channel conversion, encode, errors). */
 class ImageCodecSuite extends AnyFunSuite {
   private val (h, w) = (5, 7)
 
@@ -156,22 +156,6 @@ class ImageCodecSuite extends AnyFunSuite {
     assert(ImageCodec.decodeForField(ImageCodec.encode(colour, "png"), Seq(h, w, -1)) == colour)
     assert(intercept[IllegalArgumentException](ImageCodec.decodeForField(Array[Byte](1), Seq(3))).getMessage
       .contains("An image field has shape (H, W) or (H, W, C), got (3)"))
-  }
-
-  test("resize is bilinear on pixel centres, clamped at the edges") {
-    val row = Tensor(DType.UInt8, Seq(1, 2), Array[Byte](0, 100))
-    assert(ints(ImageCodec.resize(row, 1, 4)) == Seq(0, 25, 75, 100))
-    val four = Tensor(DType.UInt8, Seq(1, 4, 1), Array[Byte](0, 10, 20, 30))
-    val half = ImageCodec.resize(four, 1, 2)
-    assert(half.shape == Seq(1, 2, 1) && ints(half) == Seq(5, 25))
-    val square = Tensor(DType.UInt16, Seq(2, 2), Array(0, 0, 0x10, 0x27, 0x20, 0x4e, 0x30, 0x75).map(_.toByte))
-    assert(ints(ImageCodec.resize(square, 3, 3)) == Seq(0, 5000, 10000, 10000, 15000, 20000, 20000, 25000, 30000))
-    assert(ImageCodec.resize(four, 1, 4) eq four)
-    val rgb = Tensor(DType.UInt8, Seq(2, 2, 3), Array.tabulate(12)(i => (i * 20).toByte))
-    assert(ImageCodec.resize(rgb, 4, 6).shape == Seq(4, 6, 3))
-    assert(intercept[IllegalArgumentException](ImageCodec.resize(rgb, 0, 3)).getMessage.contains("0 x 3"))
-    assert(intercept[IllegalArgumentException](ImageCodec.resize(rgb.astype(DType.Float32), 2, 3)).getMessage
-      .contains("Cannot resize a float32 image"))
   }
 
   test("bad bytes name the expected formats, the length and the first bytes") {
