@@ -86,6 +86,15 @@ class LoaderBase:
     def _iter_impl(self) -> Iterator:
         raise NotImplementedError
 
+    def _numpy_columns(self) -> Iterator[dict]:
+        """The reader's items as numpy column chunks with torch's type promotion: a batch reader's batches, or a
+        row reader's decoded chunks (its rows in order, without building a row)."""
+        batched = self.reader.batched_output
+        for item in (self.reader if batched else self.reader.column_chunks()):
+            columns = item._asdict() if batched else dict(item)
+            _sanitize_pytorch_types(columns)
+            yield {k: np.asarray(v) for k, v in columns.items()}
+
     def __enter__(self) -> "LoaderBase":
         return self
 
@@ -120,6 +129,11 @@ class DataLoader(LoaderBase):
 
     def _iter_impl(self) -> Iterator:
         self._batch_acc = []
+        if self.collate_fn is decimal_friendly_collate and _columnar(self.reader):
+            # The batches default_collate would build from rows, cut from columns (one copy per batch).
+            yield from _tensor_batches(self._numpy_columns(), self.batch_size, self.shuffling_queue_capacity,
+                                       self.seed)
+            return
         if self.shuffling_queue_capacity > 0:
             # A row comes out once the buffer holds shuffling_queue_capacity rows.
             buffer: Any = RandomShufflingBuffer(self.shuffling_queue_capacity, self.shuffling_queue_capacity,
@@ -182,41 +196,71 @@ class BatchedDataLoader(LoaderBase):
         self.seed = seed
 
     def _iter_impl(self) -> Iterator:
-        # With the default transform, a batch reader's columns stay numpy arrays (views of the row group) until a
-        # batch is cut: each batch is then copied once, by numpy, into a contiguous tensor (or copied into the
-        # shuffling buffer). Otherwise ``transform_fn`` turns each column of each item into a tensor, as before.
-        numpy_columns = self._default_transform and self.reader.batched_output
-        shuffle = self.shuffling_queue_capacity > 0
-        if not shuffle:
-            buffers = BatchBuffers()
-            for batch in rebatch_columns(self._column_batches(numpy_columns), self.batch_size,
-                                         buffers=buffers if numpy_columns else None):
-                yield {k: _batch_tensor(v, buffers) for k, v in batch.items()} if numpy_columns else batch
+        # With the default transform, the columns stay numpy arrays (views of the row group) until a batch is cut:
+        # each batch is then copied once, by numpy, into a contiguous tensor (or copied into the shuffling
+        # buffer). Otherwise ``transform_fn`` turns each column of each item into a tensor, as before.
+        if self._default_transform and (self.reader.batched_output or _columnar(self.reader)):
+            yield from _tensor_batches(self._numpy_columns(), self.batch_size, self.shuffling_queue_capacity,
+                                       self.seed)
             return
-        min_after = self.shuffling_queue_capacity - 1
-        buffer = _BatchedRandomShufflingBuffer(min_after + self.batch_size, min_after, self.batch_size, self.seed)
-        keys: list = []
-        for columns in self._column_batches(numpy_columns):
-            keys = list(columns)
-            buffer.add_many(list(columns.values()))
-            while buffer.can_retrieve():
-                yield dict(zip(keys, buffer.retrieve()))
-        buffer.finish()
-        while buffer.can_retrieve():
-            yield dict(zip(keys, buffer.retrieve()))
+        columns = self._column_batches()
+        if self.shuffling_queue_capacity > 0:
+            yield from _shuffled_batches(columns, self.batch_size, self.shuffling_queue_capacity, self.seed)
+            return
+        yield from rebatch_columns(columns, self.batch_size)
 
-    def _column_batches(self, numpy_columns: bool) -> Iterator[dict]:
+    def _column_batches(self) -> Iterator[dict]:
         for row in self.reader:
             row_as_dict = row._asdict()
             _sanitize_pytorch_types(row_as_dict)
-            if numpy_columns:
-                yield {k: np.asarray(v) for k, v in row_as_dict.items()}
-            elif self.reader.batched_output:
+            if self.reader.batched_output:
                 yield {k: _as_tensor(self.transform_fn(v)) for k, v in row_as_dict.items()}
             else:
                 yield {k: _as_tensor(self.transform_fn([v]) if not isinstance(v, np.ndarray)
                                      else self.transform_fn(v[None]))
                        for k, v in row_as_dict.items()}
+
+
+def _columnar(reader: Any) -> bool:
+    """True when the reader's items can be batched as numpy columns: numeric (or bool, datetime) fields of fixed
+    shapes, from a batch reader or from a row reader of the engine (which hands out decoded chunks)."""
+    if not (reader.batched_output or hasattr(reader, "column_chunks")) or getattr(reader, "ngram", None):
+        return False
+    for field in reader.schema.fields.values():
+        kind = field.numpy_dtype
+        if not (isinstance(kind, type) and issubclass(kind, (np.number, np.bool_, np.datetime64))) or \
+                None in tuple(field.shape or ()):
+            return False
+    return True
+
+
+def _tensor_batches(columns: Iterator[dict], batch_size: int, shuffling_queue_capacity: int,
+                    seed: int | None) -> Iterator[dict]:
+    """Batches of ``batch_size`` rows as tensors from numpy column chunks: each batch one copy into a (recycled)
+    contiguous array; through the column shuffling buffer when ``shuffling_queue_capacity > 0``."""
+    if shuffling_queue_capacity > 0:
+        yield from _shuffled_batches(columns, batch_size, shuffling_queue_capacity, seed)
+        return
+    buffers = BatchBuffers()
+    for batch in rebatch_columns(columns, batch_size, buffers=buffers):
+        yield {k: _batch_tensor(v, buffers) for k, v in batch.items()}
+
+
+def _shuffled_batches(columns: Iterator[dict], batch_size: int, shuffling_queue_capacity: int,
+                      seed: int | None) -> Iterator[dict]:
+    """Batches drawn uniformly from a buffer that holds ``shuffling_queue_capacity - 1 + batch_size`` rows before
+    the first draw (every row once)."""
+    min_after = shuffling_queue_capacity - 1
+    buffer = _BatchedRandomShufflingBuffer(min_after + batch_size, min_after, batch_size, seed)
+    keys: list = []
+    for chunk in columns:
+        keys = list(chunk)
+        buffer.add_many(list(chunk.values()))
+        while buffer.can_retrieve():
+            yield dict(zip(keys, buffer.retrieve()))
+    buffer.finish()
+    while buffer.can_retrieve():
+        yield dict(zip(keys, buffer.retrieve()))
 
 
 def _load_rows_into_mem(reader: Any, transform_fn: Callable, rows_capacity: int) -> tuple[list, list]:

@@ -154,7 +154,8 @@ def make_petastorm_dataset(reader: Any, batch_size: int | None = None, drop_last
     """A ``tf.data.Dataset`` yielding the reader's items as namedtuples of tensors (TF2, eager or ``tf.function``).
 
     * ``make_reader`` readers: one element per row, with static shapes from the schema (``None`` for variable
-      dimensions).
+      dimensions). When every field has a fixed shape, the rows enter tf.data as the engine's decoded chunks
+      and are split by ``unbatch``, so a following ``.batch(n)`` runs in TensorFlow, not per row in Python.
     * ``make_batch_reader`` readers (the fast path): by default one element per row group, each tensor shaped
       ``(rows, *field_shape)``, as in the original. With ``batch_size`` the row groups are re-cut in numpy into
       batches of exactly ``batch_size`` rows (the last one smaller unless ``drop_last``), which is much faster
@@ -189,6 +190,11 @@ def make_petastorm_dataset(reader: Any, batch_size: int | None = None, drop_last
     batched = bool(reader.batched_output)
     signature = _signature(schema, batched)
     row_type = schema._get_namedtuple()
+    if not batched and _columnar_rows(reader):
+        dataset = _rows_from_chunks(reader, targets)
+        if batch_size is not None:
+            dataset = dataset.batch(batch_size, drop_remainder=drop_last)
+        return _finished(dataset, reader)
     if batch_size is not None and not batched:
         dataset = tf.data.Dataset.from_generator(lambda: _rows(reader, targets), output_signature=signature)
         return _finished(dataset.batch(batch_size, drop_remainder=drop_last), reader)
@@ -227,6 +233,29 @@ def _finished(dataset: Any, reader: Any) -> Any:
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.with_options(options)
+
+
+def _columnar_rows(reader: Any) -> bool:
+    """True when a row reader's rows can reach tf.data as column chunks: the engine's reader (not a stand-in)
+    and every field of a fixed shape, so that a chunk is a rectangular tensor per field."""
+    return hasattr(reader, "column_chunks") and all(None not in tuple(f.shape or ())
+                                                    for f in reader.schema.fields.values())
+
+
+def _rows_from_chunks(reader: Any, targets: dict[str, str]) -> Any:
+    """The rows of a row reader as a dataset: the engine's decoded column chunks enter tf.data whole and are split
+    into rows by ``unbatch`` (in TensorFlow's C++), so a following ``batch`` never runs Python per row. Elements,
+    order, dtypes and static shapes are those of the row-by-row generator."""
+    tf = _tf()
+    row_type = reader.schema._get_namedtuple()
+
+    def chunks() -> Iterator[tuple]:
+        _reset_if_consumed(reader)
+        for columns in reader.column_chunks():
+            yield _sanitize_tuple(row_type(**columns), targets)
+
+    dataset = tf.data.Dataset.from_generator(chunks, output_signature=_signature(reader.schema, True))
+    return dataset.unbatch()
 
 
 def _rows(reader: Any, targets: dict[str, str]) -> Iterator[tuple]:

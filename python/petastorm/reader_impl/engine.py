@@ -14,12 +14,11 @@ import threading
 import weakref
 from typing import Any, Iterator
 
-import numpy as np
 
 from petastorm.ngram import NGram
 from petastorm.reader_impl.loaders import ItemLoader, ItemResult, ReaderWorkerError
+from petastorm.reader_impl.outputs import OutputAssembly
 from petastorm.reader_impl.planning import ReadPlan, WorkItem
-from petastorm.reader_impl.shuffling import UNITS, permutation
 from petastorm.unischema import Unischema
 
 __all__ = ["ReaderCore", "STATE_VERSION"]
@@ -35,7 +34,7 @@ def _stop_pool(pool: Any, loader: Any) -> None:
         loader.close()
 
 
-class ReaderCore:
+class ReaderCore(OutputAssembly):
     """The engine under :class:`petastorm.reader.Reader`: schedules work items on the pool a bounded number at a
     time, yields their output in plan order (rows, n-grams or batches), and saves/resumes its position.
     :meth:`_start` sets it up (called by :func:`petastorm.reader_impl.assembly.assemble`)."""
@@ -69,6 +68,7 @@ class ReaderCore:
         self._ready: dict[int, tuple[bool, Any]] = {}
         self._seq = 0
         self._outputs: Iterator | None = None
+        self._outputs_as_columns = False
         self._failed: BaseException | None = None
         self.last_row_consumed = False
         self.stopped = False
@@ -101,13 +101,34 @@ class ReaderCore:
         return self
 
     def __next__(self) -> Any:
+        return self._next_output(False)
+
+    def column_chunks(self) -> Iterator[dict]:
+        """A row reader's rows as column chunks: dicts ``{field: array}`` whose rows, chunk after chunk, are the
+        rows ``next(reader)`` would yield (same order, epochs, shards and resume position), a row group or a
+        shuffle window at a time. For adapters that batch in columns; not for n-gram or batch readers. A pass is
+        consumed either row by row or chunk by chunk, not both."""
+        if self._batched_output or self.ngram is not None:
+            raise ValueError("column_chunks() is for make_reader readers without an NGram")
+        while True:
+            try:
+                yield self._next_output(True)
+            except StopIteration:
+                return
+
+    def _next_output(self, as_columns: bool) -> Any:
         if self.stopped:
             raise RuntimeError("Trying to read a sample after the reader was stopped (for example after its "
                                "context manager exited)")
         if self._failed is not None:
             raise self._failed
         if self._outputs is None:
-            self._outputs = self._iterate()
+            self._outputs = self._iterate(as_columns)
+            self._outputs_as_columns = as_columns
+        elif self._outputs_as_columns != as_columns:
+            raise RuntimeError("This pass of the reader is being read " +
+                               ("chunk by chunk (column_chunks)" if self._outputs_as_columns else "row by row") +
+                               "; finish it (or reset) before reading it the other way")
         try:
             return next(self._outputs)
         except StopIteration:
@@ -262,7 +283,7 @@ class ReaderCore:
                                                             - stats["rows_after_predicate"])
         return value
 
-    def _iterate(self) -> Iterator[Any]:
+    def _iterate(self, as_columns: bool = False) -> Iterator[Any]:
         self._schedule = self._schedule_from(self._epoch, self._unit)
         self._pool.discard_pending()
         self._inflight.clear()
@@ -276,11 +297,21 @@ class ReaderCore:
                 continue
             unit = units[self._unit]
             results = [self._next_result(len(unit)) for _ in unit]
+            skip = self._rows_in_unit
+            if as_columns:
+                columns, rows = self._unit_columns(results, self._epoch, self._unit)
+                if rows > skip:
+                    self._rows_in_unit = rows
+                    self._counters["samples_emitted"] += rows - skip
+                    self._counters["rows_emitted"] += rows - skip
+                    yield {name: values[skip:] for name, values in columns.items()} if skip else columns
+                self._unit += 1
+                self._rows_in_unit = 0
+                continue
             if self._batched_output:
                 outputs = self._unit_batches(results, self._epoch, self._unit)
             else:
                 outputs = self._unit_rows(results, self._epoch, self._unit)
-            skip = self._rows_in_unit
             if self._batched_output:
                 for batch, rows in self._skip_batches(outputs, skip):
                     self._rows_in_unit += rows
@@ -295,82 +326,3 @@ class ReaderCore:
                     yield outputs[position]
             self._unit += 1
             self._rows_in_unit = 0
-
-    # -- assembling outputs -------------------------------------------------------------------------------------
-
-    def _rows_of(self, result: ItemResult) -> list:
-        if result.rows is not None:
-            return list(map(self._row_type._make, result.rows))
-        if result.ngram_starts is not None:
-            return self._ngrams_of(result)
-        if result.num_rows == 0:
-            return []
-        lists = [list(result.columns[name]) for name in self._row_names]
-        rows = list(map(self._row_type._make, zip(*lists)))
-        if result.order is not None:
-            rows = [rows[i] for i in result.order.tolist()]
-        return rows
-
-    def _ngrams_of(self, result: ItemResult) -> list:
-        starts = result.ngram_starts.tolist()
-        if not starts:
-            return []
-        columns = result.columns
-        per_step = []
-        for offset, (key, step_schema) in enumerate(self._ngram_steps):
-            names = list(step_schema.fields)
-            row_type = step_schema._get_namedtuple()
-            lists = [list(columns[name]) for name in names]
-            per_step.append((key, offset, list(map(row_type._make, zip(*lists))) if names else None, row_type))
-        ngrams = []
-        for start in starts:
-            ngrams.append({key: (rows[start + offset] if rows is not None else row_type())
-                           for key, offset, rows, row_type in per_step})
-        return ngrams
-
-    def _window_order(self, epoch: int, unit: int, count: int) -> np.ndarray:
-        return permutation(count, self.plan.seed, epoch, UNITS, unit)
-
-    def _unit_rows(self, results: list, epoch: int, unit: int) -> list:
-        rows = [row for result in results for row in self._rows_of(result)]
-        if len(results) > 1 or (self.plan.shuffle_buffer_size and len(rows) > 1):
-            rows = [rows[i] for i in self._window_order(epoch, unit, len(rows)).tolist()]
-        return rows
-
-    def _unit_batches(self, results: list, epoch: int, unit: int) -> list:
-        parts = [r for r in results if r.num_rows]
-        if not parts:
-            return []
-        if not self.plan.shuffle_buffer_size:
-            return [self._row_type(**r.columns) for r in parts]
-        total = sum(r.num_rows for r in parts)
-        order = self._window_order(epoch, unit, total)
-        merged = {}
-        for name in self._row_names:
-            arrays = [r.columns[name] for r in parts]
-            if any(a.dtype == object for a in arrays) and not all(a.dtype == object for a in arrays):
-                arrays = [a.astype(object) if a.ndim == 1 else _objects(a) for a in arrays]
-            merged[name] = np.concatenate(arrays)[order]
-        size = max(1, -(-total // len(parts)))
-        return [self._row_type(**{name: values[i:i + size] for name, values in merged.items()})
-                for i in range(0, total, size)]
-
-    @staticmethod
-    def _skip_batches(batches: list, skip: int) -> Iterator[tuple[Any, int]]:
-        for batch in batches:
-            rows = len(batch[0]) if len(batch) else 0
-            if skip >= rows:
-                skip -= rows
-                continue
-            if skip:
-                batch = type(batch)(*[values[skip:] for values in batch])
-                rows -= skip
-                skip = 0
-            yield batch, rows
-
-
-def _objects(array: np.ndarray) -> np.ndarray:
-    out = np.empty(len(array), dtype=object)
-    for i, value in enumerate(array):
-        out[i] = value
-    return out

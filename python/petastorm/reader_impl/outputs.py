@@ -1,0 +1,127 @@
+"""Turning a unit's decoded work items into what a reader yields: rows, n-grams, batches, or column chunks (for
+adapters that batch in columns). Every order comes from the plan's seed (:mod:`~petastorm.reader_impl.shuffling`).
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+
+from petastorm.reader_impl.loaders import ItemResult
+from petastorm.reader_impl.shuffling import UNITS, permutation
+
+
+class OutputAssembly:
+    """The assembling half of :class:`~petastorm.reader_impl.engine.ReaderCore` (which sets ``plan``,
+    ``_row_type``, ``_row_names``, ``_batched_output`` and, for n-grams, ``_ngram_steps``)."""
+
+    def _rows_of(self, result: ItemResult) -> list:
+        if result.rows is not None:
+            return list(map(self._row_type._make, result.rows))
+        if result.ngram_starts is not None:
+            return self._ngrams_of(result)
+        if result.num_rows == 0:
+            return []
+        lists = [list(result.columns[name]) for name in self._row_names]
+        rows = list(map(self._row_type._make, zip(*lists)))
+        if result.order is not None:
+            rows = [rows[i] for i in result.order.tolist()]
+        return rows
+
+    def _ngrams_of(self, result: ItemResult) -> list:
+        starts = result.ngram_starts.tolist()
+        if not starts:
+            return []
+        columns = result.columns
+        per_step = []
+        for offset, (key, step_schema) in enumerate(self._ngram_steps):
+            names = list(step_schema.fields)
+            row_type = step_schema._get_namedtuple()
+            lists = [list(columns[name]) for name in names]
+            per_step.append((key, offset, list(map(row_type._make, zip(*lists))) if names else None, row_type))
+        ngrams = []
+        for start in starts:
+            ngrams.append({key: (rows[start + offset] if rows is not None else row_type())
+                           for key, offset, rows, row_type in per_step})
+        return ngrams
+
+    def _window_order(self, epoch: int, unit: int, count: int) -> np.ndarray:
+        return permutation(count, self.plan.seed, epoch, UNITS, unit)
+
+    def _unit_rows(self, results: list, epoch: int, unit: int) -> list:
+        rows = [row for result in results for row in self._rows_of(result)]
+        if len(results) > 1 or (self.plan.shuffle_buffer_size and len(rows) > 1):
+            rows = [rows[i] for i in self._window_order(epoch, unit, len(rows)).tolist()]
+        return rows
+
+    def _result_columns(self, result: ItemResult) -> dict:
+        """A row reader's work item output as columns, in the order its rows are emitted."""
+        if result.rows is not None:
+            return {name: _stack([row[i] for row in result.rows]) for i, name in enumerate(self._row_names)}
+        columns = {name: result.columns[name] for name in self._row_names}
+        return {name: values[result.order] for name, values in columns.items()} if result.order is not None \
+            else columns
+
+    def _unit_columns(self, results: list, epoch: int, unit: int) -> tuple[dict, int]:
+        """The rows of :meth:`_unit_rows` as columns, and their count."""
+        parts = [self._result_columns(r) for r in results if (r.rows if r.rows is not None else r.num_rows)]
+        if not parts:
+            return {}, 0
+        merged = parts[0] if len(parts) == 1 else {name: _concat([p[name] for p in parts]) for name in parts[0]}
+        total = len(merged[self._row_names[0]]) if self._row_names else 0
+        if len(results) > 1 or (self.plan.shuffle_buffer_size and total > 1):
+            order = self._window_order(epoch, unit, total)
+            merged = {name: values[order] for name, values in merged.items()}
+        return merged, total
+
+    def _unit_batches(self, results: list, epoch: int, unit: int) -> list:
+        parts = [r for r in results if r.num_rows]
+        if not parts:
+            return []
+        if not self.plan.shuffle_buffer_size:
+            return [self._row_type(**r.columns) for r in parts]
+        total = sum(r.num_rows for r in parts)
+        order = self._window_order(epoch, unit, total)
+        merged = {}
+        for name in self._row_names:
+            merged[name] = _concat([r.columns[name] for r in parts])[order]
+        size = max(1, -(-total // len(parts)))
+        return [self._row_type(**{name: values[i:i + size] for name, values in merged.items()})
+                for i in range(0, total, size)]
+
+    @staticmethod
+    def _skip_batches(batches: list, skip: int) -> Iterator[tuple[Any, int]]:
+        for batch in batches:
+            rows = len(batch[0]) if len(batch) else 0
+            if skip >= rows:
+                skip -= rows
+                continue
+            if skip:
+                batch = type(batch)(*[values[skip:] for values in batch])
+                rows -= skip
+                skip = 0
+            yield batch, rows
+
+
+def _objects(array: np.ndarray) -> np.ndarray:
+    out = np.empty(len(array), dtype=object)
+    for i, value in enumerate(array):
+        out[i] = value
+    return out
+
+
+def _concat(arrays: list) -> np.ndarray:
+    """Joins the column arrays of several work items (as objects when some are object arrays)."""
+    if any(a.dtype == object for a in arrays) and not all(a.dtype == object for a in arrays):
+        arrays = [a.astype(object) if a.ndim == 1 else _objects(a) for a in arrays]
+    return np.concatenate(arrays)
+
+
+def _stack(values: list) -> np.ndarray:
+    """Row values (a transform function's output) as one column: stacked when they stack, else objects."""
+    if any(v is None for v in values):
+        return _objects(values)
+    try:
+        return np.stack([np.asarray(v) for v in values])
+    except ValueError:
+        return _objects(values)
