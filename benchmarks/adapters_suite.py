@@ -18,6 +18,12 @@ epochs, not per epoch); every path consumes each batch the same way (its row cou
 - ``torch_batched``: ``make_batch_reader`` -> ``petastorm.pytorch.BatchedDataLoader(batch_size=256)``;
 - ``torch_workers2``: ``torch.utils.data.DataLoader(PetastormIterableDataset(url, batch_size=256),
   batch_size=None, num_workers=2)`` (worker start-up included);
+- ``tf_rows`` (the README's TF example): ``make_reader`` -> ``make_petastorm_dataset(reader).batch(256)``;
+- ``torch_rows`` (the README's torch example): ``make_reader`` -> ``petastorm.pytorch.DataLoader(batch_size=256)``;
+- ``tf_tensors``: TF1 graph code, ``make_reader`` -> ``tf_tensors(reader)`` in a ``tf.Graph``, one
+  ``Session.run`` per row (one epoch, rows counted; batches of 256 rows are not formed);
+- ``torch_png_rows``: ``make_reader`` over ``reader_suite``'s 64x64 PNG dataset -> ``DataLoader(batch_size=256)``,
+  paired with what one core decodes (``reader_suite.png_decode_1core``) instead of the tensor limit;
 - ``tfrecord``: the same tensors written once as TFRecord (``id`` int64, ``tensor`` raw float32 bytes), then
   ``TFRecordDataset`` -> ``parse_single_example`` -> ``decode_raw`` -> reshape (``map`` with AUTOTUNE) ->
   ``batch(256)`` -> ``prefetch``.
@@ -138,6 +144,58 @@ def torch_batched(url: str) -> Callable[[], int]:
     return run
 
 
+def tf_rows(url: str) -> Callable[[], int]:
+    def run() -> int:
+        from petastorm import make_reader
+        from petastorm.tf_utils import make_petastorm_dataset
+
+        rows = 0
+        with make_reader(url, num_epochs=EPOCHS, shuffle_row_groups=False) as reader:
+            for batch in make_petastorm_dataset(reader).batch(BATCH):
+                rows += _touch(batch.tensor)
+        return rows
+
+    return run
+
+
+def torch_rows(url: str, field: str = "tensor") -> Callable[[], int]:
+    def run() -> int:
+        from petastorm import make_reader
+        from petastorm.pytorch import DataLoader
+
+        rows = 0
+        with DataLoader(make_reader(url, num_epochs=EPOCHS, shuffle_row_groups=False), batch_size=BATCH) as loader:
+            for batch in loader:
+                rows += _touch(batch[field])
+        return rows
+
+    return run
+
+
+def tf_tensors(url: str) -> Callable[[], int]:
+    def run() -> int:
+        import tensorflow as tf
+
+        from petastorm import make_reader
+        from petastorm.tf_utils import tf_tensors as graph_tensors
+
+        rows = 0
+        with tf.Graph().as_default(), make_reader(url, num_epochs=1, shuffle_row_groups=False) as reader:
+            row = graph_tensors(reader)
+            with tf.compat.v1.Session() as session:
+                try:
+                    while True:
+                        value = session.run(row.tensor)
+                        _touched.append(float(value[0, 0, 0]))
+                        rows += 1
+                except tf.errors.OutOfRangeError:
+                    pass
+        _touched.clear()
+        return rows
+
+    return run
+
+
 def torch_workers(url: str, workers: int = 2) -> Callable[[], int]:
     def run() -> int:
         from petastorm.pytorch import PetastormIterableDataset
@@ -175,7 +233,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--min-seconds", type=float, default=1.0)
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "petastorm-adapters-bench"))
     parser.add_argument("--output", default=None)
-    parser.add_argument("--paths", default="tf_batched,torch_batched,torch_workers2,tfrecord")
+    parser.add_argument("--paths", default="tf_batched,torch_batched,torch_workers2,tf_rows,torch_rows,tf_tensors,"
+                                           "torch_png_rows,tfrecord")
     args = parser.parse_args(argv)
     rows = args.rows or (1_000 if args.quick else 20_000)
     repetitions = args.repetitions or (1 if args.quick else 3)
@@ -185,7 +244,15 @@ def main(argv: list[str] | None = None) -> dict:
     log = print
     log(f"dataset: {rows} rows of float32 (3, 32, 32) at {path} ({reader_suite._dataset_bytes(path) / 2**20:.1f} MiB)")
     works: dict[str, Callable[[], int]] = {
-        "tf_batched": tf_batched(url), "torch_batched": torch_batched(url), "torch_workers2": torch_workers(url)}
+        "tf_batched": tf_batched(url), "torch_batched": torch_batched(url), "torch_workers2": torch_workers(url),
+        "tf_rows": tf_rows(url), "torch_rows": torch_rows(url), "tf_tensors": tf_tensors(url)}
+    limits: dict[str, tuple[str, Callable[[], int]]] = {
+        name: ("tensor_limit", lambda: reader_suite.tensor_limit(path)) for name in [*works, "tfrecord"]}
+    if "torch_png_rows" in args.paths:
+        sizes = dict(reader_suite.QUICK if args.quick else reader_suite.FULL)
+        png = reader_suite.generate(os.path.join(args.workdir, "reader-suite"), sizes)["png"]
+        works["torch_png_rows"] = torch_rows("file://" + png, "image")
+        limits["torch_png_rows"] = ("png_decode_1core", lambda: reader_suite.png_decode_1core(png))
     if "tfrecord" in args.paths:
         works["tfrecord"] = tfrecord(write_tfrecords(path, os.path.join(args.workdir, f"tfrecord-{rows}")))
     selected = [p for p in args.paths.split(",") if p in works]
@@ -196,8 +263,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name in selected:
         pairs = []
         for _ in range(repetitions):
-            limit = reader_suite.measure_once("tensor_limit", lambda: reader_suite.tensor_limit(path),
-                                              args.min_seconds, log)
+            limit = reader_suite.measure_once(*limits[name], args.min_seconds, log)
             sample = reader_suite.measure_once(name, works[name], args.min_seconds, log)
             results["limit"].append(limit)
             pairs.append((sample, limit))
@@ -209,8 +275,10 @@ def main(argv: list[str] | None = None) -> dict:
     if "tfrecord" in results["paths"]:
         tfr = results["paths"]["tfrecord"]["median"]
         for name, summary in results["paths"].items():
-            summary["ratio_to_tfrecord"] = round(summary["median"] / tfr, 3)
-    log("\npath               rows/s (median)   ratio to limit   cpu ratio   ratio to TFRecord")
+            if limits.get(name, ("tensor_limit",))[0] == "tensor_limit":
+                summary["ratio_to_tfrecord"] = round(summary["median"] / tfr, 3)
+    log("\npath               rows/s (median)   ratio to limit   cpu ratio   ratio to TFRecord"
+        "   (torch_png_rows: limit = png_decode_1core)")
     for name, s in results["paths"].items():
         log(f"{name:<18} {s['median']:>15,.0f} {s['ratio_to_limit']:>16.2f} {s['cpu_ratio_to_limit']:>11.2f} "
             f"{s.get('ratio_to_tfrecord', float('nan')):>19.2f}")

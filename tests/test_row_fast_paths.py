@@ -98,15 +98,29 @@ def test_tf_dataset_of_a_row_reader_equals_the_row_by_row_elements(url, case):
 
 
 def test_tf_batches_of_a_row_reader(url):
-    pytest.importorskip("tensorflow")
+    tf = pytest.importorskip("tensorflow")
     from petastorm.tf_utils import make_petastorm_dataset
 
     expected = _reference_rows(url, NUMERIC_FIELDS, shuffle_row_groups=False)
+    images = np.stack([row.image for row in expected])
+    with make_reader(url, schema_fields=NUMERIC_FIELDS, shuffle_row_groups=False, num_epochs=2) as reader:
+        rows = make_petastorm_dataset(reader)
+        batched = rows.batch(8)
+        assert batched.element_spec.image.shape.as_list() == [None, 4, 5, 3]
+        batches = list(batched)
+    assert [len(b.id) for b in batches] == [8] * 13 + [2]  # 106 rows: batches span chunks and epochs
+    np.testing.assert_array_equal(np.concatenate([b.image.numpy() for b in batches]), np.concatenate([images] * 2))
     with make_reader(url, schema_fields=NUMERIC_FIELDS, shuffle_row_groups=False) as reader:
-        batches = list(make_petastorm_dataset(reader).batch(8))
-    assert [len(b.id) for b in batches] == [8] * 6 + [5]
-    np.testing.assert_array_equal(np.concatenate([b.image.numpy() for b in batches]),
-                                  np.stack([row.image for row in expected]))
+        dropped = make_petastorm_dataset(reader).batch(8, drop_remainder=True)
+        assert dropped.element_spec.matrix.shape.as_list() == [8, 2, 3]
+        assert [len(b.id) for b in dropped] == [8] * 6
+    with make_reader(url, schema_fields=NUMERIC_FIELDS, shuffle_row_groups=False) as reader:
+        direct = list(make_petastorm_dataset(reader, batch_size=10, drop_last=True))
+        assert [b.id.numpy().tolist() for b in direct] == [list(range(i, i + 10)) for i in range(0, 50, 10)]
+    with make_reader(url, schema_fields=NUMERIC_FIELDS, seed=1, shuffle_row_groups=False) as reader:
+        shuffled = list(make_petastorm_dataset(reader).shuffle(16, seed=2).batch(8, num_parallel_calls=2))
+        ids = np.concatenate([b.id.numpy() for b in shuffled])
+        assert sorted(ids.tolist()) == list(range(53)) and shuffled[0].u16.dtype == tf.int32
 
 
 def _collated_reference(rows, batch_size):

@@ -155,7 +155,8 @@ def make_petastorm_dataset(reader: Any, batch_size: int | None = None, drop_last
 
     * ``make_reader`` readers: one element per row, with static shapes from the schema (``None`` for variable
       dimensions). When every field has a fixed shape, the rows enter tf.data as the engine's decoded chunks
-      and are split by ``unbatch``, so a following ``.batch(n)`` runs in TensorFlow, not per row in Python.
+      and are split in TensorFlow; a following ``.batch(n)`` (or ``batch_size=n``) re-cuts the chunks in
+      TensorFlow (``rebatch``): no Python runs per row.
     * ``make_batch_reader`` readers (the fast path): by default one element per row group, each tensor shaped
       ``(rows, *field_shape)``, as in the original. With ``batch_size`` the row groups are re-cut in numpy into
       batches of exactly ``batch_size`` rows (the last one smaller unless ``drop_last``), which is much faster
@@ -173,49 +174,54 @@ def make_petastorm_dataset(reader: Any, batch_size: int | None = None, drop_last
     """
     tf = _tf()
     schema = reader.schema
-    ngram = getattr(reader, "ngram", None)
-    if ngram:
-        signature = _ngram_signature(schema, ngram)
-        targets = {t: _field_targets(ngram.get_schema_at_timestep(schema=schema, timestep=t))
-                   for t in _ngram_timesteps(ngram)}
-
-        def ngram_generator() -> Iterator[dict]:
-            _reset_if_consumed(reader)
-            for item in reader:
-                yield {t: _sanitize_tuple(item[t], targets[t]) for t in targets}
-
-        return _finished(tf.data.Dataset.from_generator(ngram_generator, output_signature=signature), reader)
-
+    if getattr(reader, "ngram", None):
+        return _finished(_ngram_dataset(reader), reader)
     targets = _field_targets(schema)
     batched = bool(reader.batched_output)
     signature = _signature(schema, batched)
-    row_type = schema._get_namedtuple()
     if not batched and _columnar_rows(reader):
-        dataset = _rows_from_chunks(reader, targets)
-        if batch_size is not None:
-            dataset = dataset.batch(batch_size, drop_remainder=drop_last)
-        return _finished(dataset, reader)
+        return _rows_from_chunks(reader, targets, batch_size, drop_last)
     if batch_size is not None and not batched:
         dataset = tf.data.Dataset.from_generator(lambda: _rows(reader, targets), output_signature=signature)
         return _finished(dataset.batch(batch_size, drop_remainder=drop_last), reader)
     if batch_size is not None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
-
-        def batch_generator() -> Iterator[tuple]:
-            _reset_if_consumed(reader)
-            columns = (dict(zip(item._fields, _sanitize_tuple(item, targets))) for item in reader)
-            # Batches inside a row group are views (strided for fixed-shape NPY cells read in place): each is
-            # copied once into a recycled 64-byte aligned array, which TensorFlow wraps without copying it again
-            # (it holds the array until the tensor is freed; only then is the array reused). Batches spanning row
-            # groups are joined into such arrays too.
-            buffers = BatchBuffers()
-            for batch in rebatch_columns(columns, batch_size, drop_last, buffers):
-                yield row_type(*(buffers.contiguous(batch[name]) for name in row_type._fields))
-
-        return _finished(tf.data.Dataset.from_generator(batch_generator, output_signature=signature), reader)
+        return _finished(_rebatched_dataset(reader, targets, batch_size, drop_last), reader)
     return _finished(tf.data.Dataset.from_generator(lambda: _rows(reader, targets), output_signature=signature),
                      reader)
+
+
+def _ngram_dataset(reader: Any) -> Any:
+    """One element per n-gram: a dict ``{timestep: namedtuple}``."""
+    schema, ngram = reader.schema, reader.ngram
+    targets = {t: _field_targets(ngram.get_schema_at_timestep(schema=schema, timestep=t))
+               for t in _ngram_timesteps(ngram)}
+
+    def ngram_generator() -> Iterator[dict]:
+        _reset_if_consumed(reader)
+        for item in reader:
+            yield {t: _sanitize_tuple(item[t], targets[t]) for t in targets}
+
+    return _tf().data.Dataset.from_generator(ngram_generator, output_signature=_ngram_signature(schema, ngram))
+
+
+def _rebatched_dataset(reader: Any, targets: dict[str, str], batch_size: int, drop_last: bool) -> Any:
+    """A batch reader's row groups re-cut in numpy into batches of ``batch_size`` rows."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    row_type = reader.schema._get_namedtuple()
+
+    def batch_generator() -> Iterator[tuple]:
+        _reset_if_consumed(reader)
+        columns = (dict(zip(item._fields, _sanitize_tuple(item, targets))) for item in reader)
+        # Batches inside a row group are views (strided for fixed-shape NPY cells read in place): each is copied
+        # once into a recycled 64-byte aligned array, which TensorFlow wraps without copying it again (it holds
+        # the array until the tensor is freed; only then is the array reused). Batches spanning row groups are
+        # joined into such arrays too.
+        buffers = BatchBuffers()
+        for batch in rebatch_columns(columns, batch_size, drop_last, buffers):
+            yield row_type(*(buffers.contiguous(batch[name]) for name in row_type._fields))
+
+    return _tf().data.Dataset.from_generator(batch_generator, output_signature=_signature(reader.schema, True))
 
 
 def _finished(dataset: Any, reader: Any) -> Any:
@@ -242,20 +248,49 @@ def _columnar_rows(reader: Any) -> bool:
                                                     for f in reader.schema.fields.values())
 
 
-def _rows_from_chunks(reader: Any, targets: dict[str, str]) -> Any:
+def _rows_from_chunks(reader: Any, targets: dict[str, str], batch_size: int | None, drop_last: bool) -> Any:
     """The rows of a row reader as a dataset: the engine's decoded column chunks enter tf.data whole and are split
-    into rows by ``unbatch`` (in TensorFlow's C++), so a following ``batch`` never runs Python per row. Elements,
-    order, dtypes and static shapes are those of the row-by-row generator."""
+    into rows in TensorFlow's C++ (``unbatch``), never per row in Python. Elements, order, dtypes and static shapes
+    are those of the row-by-row generator. ``batch(n)`` on the result (and ``batch_size`` here) re-cuts the chunks
+    with ``rebatch``, which equals ``unbatch().batch(n)`` and is about twice as fast."""
     tf = _tf()
     row_type = reader.schema._get_namedtuple()
 
     def chunks() -> Iterator[tuple]:
         _reset_if_consumed(reader)
+        buffers = BatchBuffers()  # strided chunk views copied once, into arrays TensorFlow wraps without a copy
         for columns in reader.column_chunks():
-            yield _sanitize_tuple(row_type(**columns), targets)
+            yield row_type(*(buffers.contiguous(v) for v in _sanitize_tuple(row_type(**columns), targets)))
 
-    dataset = tf.data.Dataset.from_generator(chunks, output_signature=_signature(reader.schema, True))
-    return dataset.unbatch()
+    chunk_dataset = _finished(tf.data.Dataset.from_generator(chunks, output_signature=_signature(reader.schema, True)),
+                              reader)
+    if batch_size is not None:
+        return chunk_dataset.rebatch(batch_size, drop_remainder=drop_last)
+    return _rows_dataset(chunk_dataset)
+
+
+def _rows_dataset(chunk_dataset: Any) -> Any:
+    """``chunk_dataset.unbatch()``, as a dataset whose ``batch`` re-cuts the chunks (``rebatch``); the plain
+    ``unbatch`` dataset where this TensorFlow lacks the class to build that on."""
+    rows = chunk_dataset.unbatch()
+    try:
+        from tensorflow.python.data.ops.dataset_ops import UnaryUnchangedStructureDataset
+    except ImportError:  # pragma: no cover - a TensorFlow without it
+        return rows
+
+    class RowsOfChunks(UnaryUnchangedStructureDataset):
+        """Rows split from chunks of rows; ``batch(n)`` without parallel options is ``chunks.rebatch(n)``."""
+
+        def __init__(self) -> None:
+            super().__init__(rows, rows._variant_tensor)
+
+        def batch(self, batch_size: Any, drop_remainder: bool = False, num_parallel_calls: Any = None,
+                  deterministic: Any = None, name: Any = None) -> Any:
+            if num_parallel_calls is None and deterministic is None:
+                return chunk_dataset.rebatch(batch_size, drop_remainder=drop_remainder, name=name)
+            return rows.batch(batch_size, drop_remainder, num_parallel_calls, deterministic, name)
+
+    return RowsOfChunks()
 
 
 def _rows(reader: Any, targets: dict[str, str]) -> Iterator[tuple]:
