@@ -200,3 +200,63 @@ def test_thread_pool_join_from_one_of_its_own_workers():
     assert pool.get() == (0, True, "x")
     pool.stop()
     pool.join()
+
+
+@pytest.mark.parametrize("pool", ["thread", "dummy"])
+def test_threads_sharing_a_reader_each_get_other_rows(url, pool):
+    """A thread pool of 10 pulling rows from one reader (with 5 workers), as the original allowed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with make_reader(url, reader_pool_type=pool, workers_count=5, num_epochs=2, schema_fields=["id"]) as reader:
+        def pull(_):
+            got = []
+            while True:
+                try:
+                    got.append(int(next(reader).id))
+                except StopIteration:
+                    return got
+
+        with ThreadPoolExecutor(10) as threads:
+            results = [f.result(timeout=LIMIT_S * 3) for f in [threads.submit(pull, i) for i in range(10)]]
+    ids = sorted(i for part in results for i in part)
+    assert ids == sorted(list(range(ROWS)) * 2)
+
+
+_BLOCK = threading.Event()
+_ENTERED = threading.Event()
+
+
+def _block(row):
+    if row["id"] == 10:
+        _ENTERED.set()
+        _BLOCK.wait()
+    return row
+
+
+def test_stop_wakes_a_consumer_blocked_on_a_hung_worker(url):
+    reader = make_reader(url, workers_count=1, seed=0, shuffle_row_groups=False, worker_timeout=600,
+                         transform_spec=TransformSpec(_block))
+    outcome = []
+
+    def consume():
+        try:
+            for _ in reader:
+                pass
+            outcome.append("ended")
+        except RuntimeError as e:
+            outcome.append(e)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    try:
+        assert _ENTERED.wait(LIMIT_S)
+        started = time.monotonic()
+        reader.stop()
+        consumer.join(LIMIT_S)
+        assert not consumer.is_alive() and time.monotonic() - started < 3
+        assert isinstance(outcome[0], RuntimeError) and "stopped" in str(outcome[0])
+    finally:
+        _BLOCK.set()
+        reader.join()
+        _BLOCK.clear()
+        _ENTERED.clear()

@@ -117,6 +117,11 @@ class ReaderCore(OutputAssembly):
                 return
 
     def _next_output(self, as_columns: bool) -> Any:
+        """The next output; one caller at a time, so that threads sharing a reader each get other rows."""
+        with self._lock:
+            return self._next_output_locked(as_columns)
+
+    def _next_output_locked(self, as_columns: bool) -> Any:
         if self.stopped:
             raise RuntimeError("Trying to read a sample after the reader was stopped (for example after its "
                                "context manager exited)")

@@ -34,6 +34,13 @@ class WorkerDiedError(RuntimeError):
     """A reader worker process ended while the reader was running (killed, crashed, out of memory)."""
 
 
+class PoolStoppedError(RuntimeError):
+    """The pool was stopped while a consumer waited for a result."""
+
+
+_STOPPED = object()  # put on the result queue by stop(): wakes every consumer blocked in get()
+
+
 class WorkerTimeoutError(TimeoutError):
     """A reader worker spent longer than ``worker_timeout`` on one work item."""
 
@@ -154,12 +161,18 @@ class ThreadPool:
     def get(self) -> tuple[int, bool, Any]:
         interval = _check_interval(self._timeout)
         while True:
+            if self._stopped.is_set():
+                raise PoolStoppedError("The reader was stopped (stop() was called) while waiting for a row group")
             try:
                 out = self._results.get(timeout=interval)
-                self._outstanding -= 1
-                return out
             except queue.Empty:
                 self._check()
+                continue
+            if out is _STOPPED:
+                self._results.put(_STOPPED)  # for the next blocked consumer
+                continue
+            self._outstanding -= 1
+            return out
 
     def _check(self) -> None:
         now = time.monotonic()
@@ -172,8 +185,11 @@ class ThreadPool:
             raise WorkerDiedError("All reader worker threads ended unexpectedly")
 
     def stop(self) -> None:
+        """Stops the workers and wakes every consumer blocked in :meth:`get` at once (it raises
+        :class:`PoolStoppedError`), also while a worker is still busy with a row group."""
         self._stopped.set()
         self.discard_pending()
+        self._results.put(_STOPPED)
         for _ in self._threads:
             self._tasks.put(None)
 
