@@ -30,7 +30,7 @@ from petastorm.errors import DecodeFieldError
 
 __all__ = ["DataframeColumnCodec", "ScalarCodec", "NdarrayCodec", "CompressedNdarrayCodec",
            "CompressedImageCodec", "decode_column", "decode_value", "IMAGE_BACKEND", "opencv_backend",
-           "parse_npy_header"]
+           "parse_npy_header", "check_stored_dtype"]
 
 #: "auto" (OpenCV if importable, else Pillow), "opencv" or "pillow".
 IMAGE_BACKEND: str = os.environ.get("PETASTORM_IMAGE_BACKEND", "auto")
@@ -131,6 +131,19 @@ def parse_npy_header(field_name: str, cell: Union[bytes, memoryview]) -> Tuple[n
         raise DecodeFieldError(str(e)) from e
 
 
+def check_stored_dtype(field: Any, stored: np.dtype) -> None:
+    """Raises ``DecodeFieldError`` when arrays stored for ``field`` are of another type than the field's: another
+    kind or item size (byte order and datetime units may differ; they convert without loss)."""
+    try:
+        want = np.dtype(field.numpy_dtype)
+    except TypeError:  # Decimal and other non-numpy field types: nothing to compare
+        return
+    same = stored.kind == want.kind and (want.kind in "USVMm" or stored.itemsize == want.itemsize)
+    if not same:
+        raise DecodeFieldError(f"Field '{field.name}': the stored arrays are {stored}, the field's dtype is {want} "
+                               f"(the dataset's schema does not match its data)")
+
+
 def _load_npy(field_name: str, cell: Union[bytes, memoryview]) -> np.ndarray:
     try:
         return load_npy(cell, f"Field '{field_name}'")
@@ -148,7 +161,9 @@ class NdarrayCodec(DataframeColumnCodec):
         return bytearray(buf.getvalue())
 
     def decode(self, unischema_field: Any, value: Any) -> np.ndarray:
-        return _load_npy(unischema_field.name, value)
+        array = _load_npy(unischema_field.name, value)
+        check_stored_dtype(unischema_field, array.dtype)
+        return array
 
     def spark_dtype(self) -> Any:
         return _binary_type()
@@ -170,7 +185,9 @@ class CompressedNdarrayCodec(DataframeColumnCodec):
         except (zipfile.BadZipFile, KeyError, EOFError, OSError) as e:
             raise DecodeFieldError(f"Field '{unischema_field.name}': cell is not a compressed ndarray "
                                    f"(a ZIP with member arr.npy): {e}") from e
-        return _load_npy(unischema_field.name, member)
+        array = _load_npy(unischema_field.name, member)
+        check_stored_dtype(unischema_field, array.dtype)
+        return array
 
     def spark_dtype(self) -> Any:
         return _binary_type()

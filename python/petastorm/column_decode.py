@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from petastorm._checks import is_compliant_shape
-from petastorm.codecs import (CompressedImageCodec, NdarrayCodec, ScalarCodec, opencv_backend,
+from petastorm.codecs import (CompressedImageCodec, NdarrayCodec, ScalarCodec, check_stored_dtype, opencv_backend,
                               parse_npy_header)
 from petastorm.errors import DecodeFieldError
 
@@ -162,6 +162,7 @@ def _decode_npy_chunk(field: Any, chunk: pa.Array, copy: bool) -> np.ndarray:
     dense = npy_column_dense(field.name, chunk, copy=copy or not _fixed_shape(field))
     if dense is None:
         return _stack_or_objects(field, _decode_cells(field, chunk.to_pylist()))
+    check_stored_dtype(field, dense.dtype)
     if _fixed_shape(field):
         if not is_compliant_shape(dense.shape[1:], field.shape):
             raise DecodeFieldError(f"Field '{field.name}': stored arrays have shape {dense.shape[1:]}, "

@@ -115,12 +115,16 @@ class ParquetStore:
         prefix = self.root.strip("/") + "/" if self.root.strip("/") else ""
         files = []
         for info in self.filesystem.get_file_info(selector):
-            if info.type != pafs.FileType.File:
+            if info.type == pafs.FileType.Directory:
                 continue
             path = info.path.lstrip("/")
             relative = path[len(prefix):] if path.startswith(prefix) else posixpath.relpath(path, prefix or ".")
-            if is_data_file(relative):
-                files.append(relative)
+            if not is_data_file(relative):
+                continue
+            if info.type != pafs.FileType.File:  # a FIFO, socket or device: opening it could block for ever
+                raise OSError(f"{self.full_path(relative)} is not a regular file (a named pipe, socket or device?); "
+                              f"only regular files are read as data files: remove it from the dataset folder")
+            files.append(relative)
         if not files:
             raise FileNotFoundError(f"No Parquet data files under {self.root}")
         return sorted(files)

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import pickle
+import posixpath
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -22,7 +23,7 @@ from petastorm.errors import PetastormMetadataError
 from petastorm.etl.legacy import depickle_legacy_package_name_compatible
 from petastorm.etl.legacy_pickle import safe_loads
 from petastorm.fs_utils import FilesystemResolver, UrlOrUrls, get_dataset_path, get_filesystem_and_path_or_paths
-from petastorm.parquet_store import ParquetStore, RowGroupPiece, partition_keys_of
+from petastorm.parquet_store import ParquetStore, RowGroupPiece, is_data_file, partition_keys_of
 from petastorm.unischema import Unischema, unischema_from_json, unischema_to_json
 
 __all__ = [
@@ -230,6 +231,28 @@ def infer_or_load_unischema(dataset: ParquetStore | str) -> Unischema:
         return Unischema.from_arrow_schema(store.arrow_schema())
 
 
+def _listed_counts(store: ParquetStore, counts: Any, source: str) -> list[tuple[str, int]]:
+    """``(path, row-group count)`` pairs named by the metadata, sorted, each checked: a relative path inside the
+    dataset that the listing holds as a regular data file, and a count that is a non-negative int."""
+    where = f"{source} of {store.full_path('_common_metadata' if source != '_metadata' else '_metadata')}"
+    if not isinstance(counts, dict):
+        raise PetastormMetadataError(f"{where} is not a JSON object of data file: row-group count")
+    listed = set(store.data_files)
+    for path, count in counts.items():
+        if not isinstance(path, str) or path.startswith("/") or posixpath.normpath(path) != path or \
+                path.split("/")[0] == ".." or not is_data_file(path):
+            raise PetastormMetadataError(f"{where} names {path!r}, which is not a data file path inside the "
+                                         f"dataset {store.root}")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise PetastormMetadataError(f"{where} gives {path} the row-group count {count!r}; expected a "
+                                         f"non-negative integer")
+        if path not in listed:
+            raise PetastormMetadataError(f"{where} names {store.full_path(path)}, which is not a data file of the "
+                                         f"dataset (missing, a dangling link or not a regular file); no row of it "
+                                         f"can be read. {_REGENERATE_HINT}")
+    return sorted(counts.items())
+
+
 def _pieces(files_and_counts: list[tuple[str, int]]) -> list[RowGroupPiece]:
     return [RowGroupPiece(path, row_group, partition_keys_of(path))
             for path, count in files_and_counts for row_group in range(count)]
@@ -248,7 +271,7 @@ def load_row_groups(dataset: ParquetStore | str) -> list[RowGroupPiece]:
         for i in range(summary.num_row_groups):
             path = summary.row_group(i).column(0).file_path
             counts[path] = counts.get(path, 0) + 1
-        return _pieces([(path, counts[path]) for path in store.data_files if path in counts])
+        return _pieces(_listed_counts(store, counts, "_metadata"))
 
     metadata = store.key_value_metadata()
     if ROW_GROUPS_PER_FILE_KEY in metadata:
@@ -257,7 +280,7 @@ def load_row_groups(dataset: ParquetStore | str) -> list[RowGroupPiece]:
         except ValueError as e:
             raise PetastormMetadataError(
                 f"Invalid {ROW_GROUPS_PER_FILE_KEY.decode()} in {store.full_path('_common_metadata')}: {e}") from e
-        return _pieces(sorted(counts.items()))
+        return _pieces(_listed_counts(store, counts, ROW_GROUPS_PER_FILE_KEY.decode()))
 
     if metadata:
         logger.warning("%s has no row-group listing; reading the footer of every file. %s",

@@ -1,0 +1,114 @@
+"""Crafted or broken datasets give a clear error naming the file or key, for both readers: never a hang, a row from
+outside the dataset, or a silently missing row."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from _engine_helpers import write_engine_dataset
+
+from petastorm import make_batch_reader, make_reader
+from petastorm.errors import PetastormMetadataError
+from petastorm.etl.dataset_metadata import ROW_GROUPS_PER_FILE_KEY, add_to_dataset_metadata
+from petastorm.parquet_store import ParquetStore
+
+FACTORIES = [make_reader, make_batch_reader]
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    return tmp_path / "ds", write_engine_dataset(tmp_path / "ds")
+
+
+def _set_counts(url, counts):
+    add_to_dataset_metadata(ParquetStore.open(url), {ROW_GROUPS_PER_FILE_KEY: json.dumps(counts).encode("utf-8")})
+
+
+def _counts(url):
+    store = ParquetStore.open(url)
+    return json.loads(store.key_value_metadata()[ROW_GROUPS_PER_FILE_KEY].decode("utf-8"))
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+@pytest.mark.parametrize("name", ["../other/secret.parquet", "/etc/passwd", "p=0/../../escape.parquet",
+                                  "p=0/_hidden.parquet"])
+def test_metadata_cannot_name_files_outside_the_dataset(dataset, tmp_path, factory, name):
+    root, url = dataset
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "secret.parquet").write_bytes((root / "p=0" / "part-0.parquet").read_bytes())
+    _set_counts(url, dict(_counts(url), **{name: 3}))
+    with pytest.raises(PetastormMetadataError, match="not a data file path inside the dataset"):
+        factory(url)
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+def test_negative_count_and_missing_listed_file(dataset, factory):
+    root, url = dataset
+    counts = _counts(url)
+    _set_counts(url, dict(counts, **{"p=0/part-0.parquet": -1}))
+    with pytest.raises(PetastormMetadataError, match=r"p=0/part-0.parquet the row-group count -1"):
+        factory(url)
+    _set_counts(url, counts)
+    os.unlink(root / "p=1" / "part-2.parquet")
+    with pytest.raises(PetastormMetadataError, match=r"part-2.parquet, which is not a data file of the dataset"):
+        factory(url)
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+def test_dangling_link_and_folder_named_in_metadata(dataset, factory):
+    root, url = dataset
+    os.unlink(root / "p=1" / "part-3.parquet")
+    os.symlink(root / "gone.parquet", root / "p=1" / "part-3.parquet")
+    with pytest.raises(PetastormMetadataError, match="part-3.parquet.*dangling"):
+        factory(url)
+    os.unlink(root / "p=1" / "part-3.parquet")
+    (root / "p=1" / "part-3.parquet").mkdir()
+    with pytest.raises(PetastormMetadataError, match="part-3.parquet"):
+        factory(url)
+
+
+_FIFO_SCRIPT = """
+import sys
+from petastorm import make_batch_reader, make_reader
+for factory in (make_reader, make_batch_reader):
+    try:
+        with factory(sys.argv[1]) as reader:
+            list(reader)
+        print("read without error")
+    except OSError as e:
+        print("refused:", e)
+"""
+
+
+def test_a_named_pipe_among_the_part_files_is_refused_not_opened(dataset):
+    root, url = dataset
+    os.mkfifo(root / "p=0" / "part-9.parquet")
+    result = subprocess.run([sys.executable, "-c", _FIFO_SCRIPT, url], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("refused:") and "part-9.parquet is not a regular file" in line
+                                   for line in lines)
+
+
+@pytest.mark.parametrize("stored, declared", [(np.float32, np.float64), (np.int64, np.int32), (np.uint8, np.int8)])
+def test_npy_cells_of_another_dtype_than_the_field(tmp_path, stored, declared):
+    from petastorm.codecs import NdarrayCodec
+    from petastorm.column_decode import decode_column
+    from petastorm.errors import DecodeFieldError
+    from petastorm.unischema import UnischemaField
+
+    field = UnischemaField("m", declared, (2,), NdarrayCodec(), False)
+    cells = [NdarrayCodec().encode(UnischemaField("m", stored, (2,), NdarrayCodec(), False), np.ones(2, stored))
+             for _ in range(3)]
+    with pytest.raises(DecodeFieldError, match=f"Field 'm': the stored arrays are {np.dtype(stored)}"):
+        decode_column(field, [bytes(c) for c in cells])  # one header: the dense path
+    with pytest.raises(DecodeFieldError, match="the field's dtype is"):
+        NdarrayCodec().decode(field, bytes(cells[0]))  # one cell
+    big_endian = np.ones(2, np.dtype(declared).newbyteorder(">"))
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, big_endian)
+    assert decode_column(field, [buffer.getvalue()]).tolist() == [[1, 1]]  # byte order converts without loss
