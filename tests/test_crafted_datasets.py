@@ -112,3 +112,98 @@ def test_npy_cells_of_another_dtype_than_the_field(tmp_path, stored, declared):
     buffer = io.BytesIO()
     np.save(buffer, big_endian)
     assert decode_column(field, [buffer.getvalue()]).tolist() == [[1, 1]]  # byte order converts without loss
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+def test_an_unreadable_or_refused_stored_schema_is_an_error_not_an_inferred_schema(dataset, factory):
+    import pickle
+
+    from petastorm.etl.dataset_metadata import UNISCHEMA_JSON_KEY, UNISCHEMA_KEY
+
+    root, url = dataset
+    store = ParquetStore.open(url)
+    add_to_dataset_metadata(store, {UNISCHEMA_JSON_KEY: b"{not json"})
+    with pytest.raises(PetastormMetadataError, match=r"Invalid petastorm.unischema.json.*make_batch_reader\(\[<file"):
+        factory(url)
+    metadata = store.key_value_metadata()
+    metadata.pop(UNISCHEMA_JSON_KEY)
+    metadata[UNISCHEMA_KEY] = pickle.dumps(os.system)  # refused by the allow-list unpickler
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(root / "_common_metadata").with_metadata(metadata)
+    pq.write_metadata(schema, root / "_common_metadata")
+    with pytest.raises(PetastormMetadataError, match="Could not load the pickled Unischema"):
+        factory(url)
+    files = sorted(str(p) for p in root.glob("p=*/part-*.parquet"))
+    with factory([f"file://{f}" for f in files]) as reader:  # the explicit way to read without the stored schema
+        assert reader.schema.fields["vec"].codec is None
+
+
+def _one_column_dataset(root, field, cells):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from petastorm.etl.dataset_metadata import write_dataset_metadata
+    from petastorm.unischema import Unischema
+
+    root.mkdir(parents=True)
+    pq.write_table(pa.table({field.name: pa.array(cells, pa.binary())}), root / "part-0.parquet")
+    write_dataset_metadata(f"file://{root}", Unischema("Crafted", [field]))
+    return f"file://{root}"
+
+
+def _png_header_claiming(width, height):
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    idat = b"IDAT" + zlib.compress(b"\0" * 64)
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
+            + struct.pack(">I", len(idat) - 4) + idat + struct.pack(">I", zlib.crc32(idat)))
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+@pytest.mark.parametrize("pool", ["thread", "dummy"])
+def test_an_image_header_claiming_a_huge_image_is_refused_before_decoding(tmp_path, factory, pool):
+    from petastorm.codecs import CompressedImageCodec
+    from petastorm.errors import DecodeFieldError
+    from petastorm.unischema import UnischemaField
+
+    field = UnischemaField("image", np.uint8, (32, 32, 3), CompressedImageCodec("png"), False)
+    good = CompressedImageCodec("png").encode(field, np.zeros((32, 32, 3), np.uint8))
+    url = _one_column_dataset(tmp_path / "ds", field, [bytes(good)] * 40 + [_png_header_claiming(30000, 30000)])
+    with pytest.raises(DecodeFieldError, match=r"Field 'image'.*30000x30000.*over the limit of 89,478,485.*"
+                                               r"max_image_pixels"):
+        with factory(url, reader_pool_type=pool) as reader:
+            list(reader)
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+def test_array_cells_over_the_decode_limit(tmp_path, factory):
+    import io
+    import struct
+
+    from petastorm.codecs import CompressedNdarrayCodec, DecodeLimits, NdarrayCodec
+    from petastorm.errors import DecodeFieldError
+    from petastorm.unischema import UnischemaField
+
+    zipped = UnischemaField("z", np.float32, (1024, 1024), CompressedNdarrayCodec(), False)
+    url = _one_column_dataset(tmp_path / "zip", zipped,
+                              [bytes(CompressedNdarrayCodec().encode(zipped, np.zeros((1024, 1024), np.float32)))])
+    with factory(url) as reader:  # 4 MiB: within the default limit
+        assert next(reader).z.shape[-2:] == (1024, 1024)
+    with pytest.raises(DecodeFieldError, match=r"Field 'z'.*arr.npy member of 4,194,\d+, over the limit of 1,048,576"):
+        with factory(url, decode_limits=DecodeLimits(max_cell_bytes=2 ** 20)) as reader:
+            next(reader)
+    # 128 bytes of NPY claiming 5 * 10**8 float32 elements
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (500_000_000,)})
+    cell = header.getvalue() + struct.pack("<4f", 1, 2, 3, 4)
+    claimed = UnischemaField("n", np.float32, (500_000_000,), NdarrayCodec(), False)
+    url = _one_column_dataset(tmp_path / "npy", claimed, [cell])
+    with pytest.raises(DecodeFieldError, match=r"Field 'n'.*an array of 2,000,000,000, over the limit of 536,870,912"):
+        with factory(url) as reader:
+            next(reader)
+    with pytest.raises(ValueError, match="max_cell_bytes must be a positive int"):
+        DecodeLimits(max_cell_bytes=0)

@@ -26,11 +26,13 @@ import numpy as np
 
 from petastorm._checks import check_ndarray, check_scalar
 from petastorm._npy import cell_header, load_npy
+from petastorm.decode_limits import (DecodeLimits, check_cell_bytes, check_image_pixels,  # noqa: F401
+                                     decode_limits, limit_error, using_decode_limits)
 from petastorm.errors import DecodeFieldError
 
 __all__ = ["DataframeColumnCodec", "ScalarCodec", "NdarrayCodec", "CompressedNdarrayCodec",
            "CompressedImageCodec", "decode_column", "decode_value", "IMAGE_BACKEND", "opencv_backend",
-           "parse_npy_header", "check_stored_dtype"]
+           "parse_npy_header", "check_stored_dtype", "DecodeLimits", "decode_limits", "using_decode_limits"]
 
 #: "auto" (OpenCV if importable, else Pillow), "opencv" or "pillow".
 IMAGE_BACKEND: str = os.environ.get("PETASTORM_IMAGE_BACKEND", "auto")
@@ -146,6 +148,8 @@ def check_stored_dtype(field: Any, stored: np.dtype) -> None:
 
 def _load_npy(field_name: str, cell: Union[bytes, memoryview]) -> np.ndarray:
     try:
+        dtype, shape, _, _ = cell_header(cell, f"Field '{field_name}'")
+        check_cell_bytes(field_name, dtype, shape)
         return load_npy(cell, f"Field '{field_name}'")
     except ValueError as e:
         raise DecodeFieldError(str(e)) from e
@@ -181,6 +185,9 @@ class CompressedNdarrayCodec(DataframeColumnCodec):
     def decode(self, unischema_field: Any, value: Any) -> np.ndarray:
         try:
             with zipfile.ZipFile(io.BytesIO(value)) as archive:
+                size, limit = archive.getinfo("arr.npy").file_size, decode_limits().max_cell_bytes
+                if size > limit:  # checked before inflating: zipfile never inflates past the size it states
+                    raise limit_error(unischema_field.name, "an arr.npy member", size, limit, "max_cell_bytes")
                 member = archive.read("arr.npy")
         except (zipfile.BadZipFile, KeyError, EOFError, OSError) as e:
             raise DecodeFieldError(f"Field '{unischema_field.name}': cell is not a compressed ndarray "
@@ -278,6 +285,7 @@ class CompressedImageCodec(DataframeColumnCodec):
         return buf.getvalue()
 
     def decode(self, unischema_field: Any, value: Any) -> np.ndarray:
+        check_image_pixels(unischema_field.name, value)
         cv2 = opencv_backend()
         if cv2 is not None:
             image = cv2.imdecode(np.frombuffer(value, dtype=np.uint8), cv2.IMREAD_UNCHANGED)

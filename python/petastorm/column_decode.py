@@ -19,6 +19,7 @@ import pyarrow as pa
 from petastorm._checks import is_compliant_shape
 from petastorm.codecs import (CompressedImageCodec, NdarrayCodec, ScalarCodec, check_stored_dtype, opencv_backend,
                               parse_npy_header)
+from petastorm.decode_limits import check_cell_bytes, image_size
 from petastorm.errors import DecodeFieldError
 
 __all__ = ["decode_column", "decode_value", "npy_column_dense", "image_column_out", "decode_images_into"]
@@ -61,6 +62,7 @@ def npy_column_dense(field_name: str, chunk: pa.Array, copy: bool = True) -> Opt
     data = np.frombuffer(data_buf, dtype=np.uint8)
     start = int(offsets[0])
     dtype, shape, fortran, header_len = parse_npy_header(field_name, data[start:start + cell_len].tobytes())
+    check_cell_bytes(field_name, dtype, shape)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if fortran or dtype.hasobject or cell_len != header_len + nbytes:
         return None
@@ -100,7 +102,11 @@ def decode_images_into(column: pa.Array, out: np.ndarray, lo: int, hi: int) -> b
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.empty(0, np.uint8)
     imdecode, unchanged, cvt_color, bgr2rgb = cv2.imdecode, cv2.IMREAD_UNCHANGED, cv2.cvtColor, cv2.COLOR_BGR2RGB
     shape, dtype, color = out.shape[1:], out.dtype, out.ndim == 4
+    want = (shape[1], shape[0])
     for i, start, stop in zip(range(lo, hi), offsets, offsets[1:]):
+        size = image_size(data[start:stop])
+        if size is not None and size != want:  # never decode an image of another size (it could be a bomb)
+            return False
         image = imdecode(data[start:stop], unchanged)
         if image is None or image.shape != shape or image.dtype != dtype:
             return False

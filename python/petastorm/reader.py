@@ -11,6 +11,7 @@ import logging
 import warnings
 from typing import Any
 
+from petastorm.decode_limits import DecodeLimits
 from petastorm._lazy import lazy_dir, lazy_exports
 from petastorm.cache import NullCache
 from petastorm.errors import NoDataAvailableError, PetastormMetadataError
@@ -127,7 +128,8 @@ def make_reader(dataset_url: UrlOrUrls, schema_fields: Any = None, reader_pool_t
                 filesystem: Any = None, convert_early_to_numpy: bool = False, *,
                 shuffle_buffer_size: int | None = None, shard_mode: str = "row-group",
                 shard_remainder: str = "drop", resume_from: dict | None = None,
-                worker_timeout: float | None = DEFAULT_WORKER_TIMEOUT_S) -> Reader:
+                worker_timeout: float | None = DEFAULT_WORKER_TIMEOUT_S,
+                decode_limits: DecodeLimits = DecodeLimits()) -> Reader:
     """A reader yielding one namedtuple per row of a Petastorm dataset, every codec decoded (or one
     ``{offset: namedtuple}`` dict per n-gram when ``schema_fields`` is an NGram).
 
@@ -143,9 +145,9 @@ def make_reader(dataset_url: UrlOrUrls, schema_fields: Any = None, reader_pool_t
     try:
         stored_schema = get_schema(store)
     except PetastormMetadataError:
+        stored_schema = infer_or_load_unischema(store)  # raises when a stored schema is there but unreadable
         warnings.warn(f"{dataset_url} is not a Petastorm dataset (no stored Unischema); make_reader infers the "
                       "schema from Parquet. make_batch_reader reads plain Parquet stores much faster.")
-        stored_schema = infer_or_load_unischema(store)
     return _build(dataset_url, store, stored_schema, options)
 
 
@@ -162,7 +164,8 @@ def make_batch_reader(dataset_url_or_urls: UrlOrUrls, schema_fields: Any = None,
                       filesystem: Any = None, convert_early_to_numpy: bool = False, *,
                       shuffle_buffer_size: int | None = None, shard_mode: str = "row-group",
                       shard_remainder: str = "drop", resume_from: dict | None = None,
-                      worker_timeout: float | None = DEFAULT_WORKER_TIMEOUT_S) -> Reader:
+                      worker_timeout: float | None = DEFAULT_WORKER_TIMEOUT_S,
+                      decode_limits: DecodeLimits = DecodeLimits()) -> Reader:
     """A reader yielding one namedtuple of numpy arrays per row group, for any Parquet store.
 
     Native Parquet columns convert as in the original (strings to ``str_`` arrays, equal-length lists to

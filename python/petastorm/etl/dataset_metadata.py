@@ -183,11 +183,11 @@ def get_schema(dataset: ParquetStore | str) -> Unischema:
     """
     store = _as_store(dataset)
     if store.common_metadata is None:
-        raise PetastormMetadataError(f"Could not find _common_metadata in {store.root}. {_REGENERATE_HINT}")
+        raise _NoStoredSchemaError(f"Could not find _common_metadata in {store.root}. {_REGENERATE_HINT}")
     missing = (f"{store.full_path('_common_metadata')} has no Unischema (neither {UNISCHEMA_JSON_KEY.decode()} nor "
                f"{UNISCHEMA_KEY.decode()}). {_REGENERATE_HINT}")
     schema = load_json_or_pickle(store, UNISCHEMA_JSON_KEY, unischema_from_json,
-                                 UNISCHEMA_KEY, "Unischema", missing)
+                                 UNISCHEMA_KEY, "Unischema", missing, _NoStoredSchemaError)
     if not isinstance(schema, Unischema):
         raise PetastormMetadataError(
             f"{UNISCHEMA_KEY.decode()} of {store.root} holds a {type(schema).__name__}, expected a Unischema")
@@ -222,13 +222,27 @@ def get_schema_from_dataset_url(dataset_url_or_urls: UrlOrUrls, hdfs_driver: str
 
 
 def infer_or_load_unischema(dataset: ParquetStore | str) -> Unischema:
-    """The stored Unischema if there is one, else one inferred from the Parquet schema (partition columns first)."""
+    """The stored Unischema if there is one, else (no ``_common_metadata`` or no schema key) one inferred from the
+    Parquet schema (partition columns first).
+
+    :raises PetastormMetadataError: a schema key is there but cannot be read or is refused: reading on with an
+        inferred schema would hand out tensors as raw bytes. Reading the files as plain Parquet (a list of their
+        URLs) is the explicit way to ignore the stored schema.
+    """
     store = _as_store(dataset)
     try:
         return get_schema(store)
-    except PetastormMetadataError:
+    except _NoStoredSchemaError:
         logger.info("No Unischema stored in %s; inferring one from the Parquet schema", store.root)
         return Unischema.from_arrow_schema(store.arrow_schema())
+    except PetastormMetadataError as e:
+        raise PetastormMetadataError(f"{e}. To read the data without the stored schema (tensor columns as raw "
+                                     f"bytes), open its files as plain Parquet: make_batch_reader([<file URLs>])"
+                                     ) from e
+
+
+class _NoStoredSchemaError(PetastormMetadataError):
+    """The dataset stores no Unischema (as opposed to one that cannot be read)."""
 
 
 def _listed_counts(store: ParquetStore, counts: Any, source: str) -> list[tuple[str, int]]:

@@ -73,7 +73,7 @@ def assemble(reader: Any, dataset_url: Any, store: ParquetStore, stored_schema: 
     pool = make_pool(kind, _thread_count(kind, options.workers_count, store), options.worker_timeout)
     loader = ItemLoader(store, pieces, stored_schema, read_schema, output_schema, options.batched, transform_spec,
                         plan.worker_predicate, filter_plan, options.shuffle_rows, options.ngram, cache_args_used,
-                        dataset_url, files, parallel_decode=shares_decoding(pool))
+                        dataset_url, files, parallel_decode=shares_decoding(pool), decode_limits=options.decode_limits)
     loader._cache = cache
     reader._start(output_schema, plan, loader, pool, options.batched, options.ngram, options.results_queue_size,
                   dataset_url, cache, cache_cleanup)

@@ -7,6 +7,7 @@ thread decodes which slice (:func:`busy_thread`, :func:`_run_sliced`).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -91,7 +92,7 @@ def _run_sliced(executor: ThreadPoolExecutor | None, count: int, fn: Callable[[i
                 if executor is not None and idle > 0 and state["next"] < count:
                     for _ in range(min(idle, count - state["next"])):
                         try:
-                            helpers.append(executor.submit(drain))
+                            helpers.append(executor.submit(contextvars.copy_context().run, drain))
                         except RuntimeError:  # the reader is closing and shut its executor down: finish alone
                             break
                     executor = None  # helpers are sent once per job

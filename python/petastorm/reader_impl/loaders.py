@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from petastorm.decode_limits import DecodeLimits, using_decode_limits
 from petastorm.errors import DecodeFieldError
 from petastorm.parquet_store import ParquetStore, RowGroupPiece
 from petastorm.predicates import PredicateBase
@@ -85,7 +86,7 @@ class ItemLoader:
                  transform_spec: TransformSpec | None, predicate: PredicateBase | None,
                  filter_plan: FilterPlan | None, shuffle_rows: bool, ngram: Any = None,
                  cache_args: tuple | None = None, dataset_key: Any = None, files: ParquetFileCache | None = None,
-                 parallel_decode: bool = True):
+                 parallel_decode: bool = True, decode_limits: DecodeLimits = DecodeLimits()):
         self._store = store
         self._pieces = list(pieces)
         self._read_schema = read_schema
@@ -100,6 +101,7 @@ class ItemLoader:
         self._dataset_key = dataset_key
         self.files = files or ParquetFileCache()
         self._parallel_decode = parallel_decode
+        self._decode_limits = decode_limits
         self._cache = None
         self._executor: ThreadPoolExecutor | None = None
         extra: list[str] = []
@@ -262,7 +264,7 @@ class ItemLoader:
     def __call__(self, task: tuple) -> ItemResult:
         item, epoch, seed = task
         try:
-            with busy_thread():
+            with busy_thread(), using_decode_limits(self._decode_limits):
                 return self._run(item, epoch, seed)
         except Exception as e:
             raise annotate(e, f"Reading {self._describe(item)} failed") from None

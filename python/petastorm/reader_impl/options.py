@@ -11,6 +11,7 @@ import dataclasses
 import multiprocessing
 from typing import Any
 
+from petastorm.decode_limits import DecodeLimits
 from petastorm.ngram import NGram
 from petastorm.transform import TransformSpec
 
@@ -71,6 +72,7 @@ class ReaderOptions:
     shard_remainder: str = "drop"
     resume_from: dict | None = None
     worker_timeout: float | None = DEFAULT_WORKER_TIMEOUT_S
+    decode_limits: DecodeLimits = DecodeLimits()
 
     @classmethod
     def from_arguments(cls, batched: bool, **arguments: Any) -> "ReaderOptions":
@@ -107,6 +109,8 @@ class ReaderOptions:
         if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
                                     or timeout <= 0):
             raise ValueError(f"worker_timeout must be a positive number of seconds or None, got {timeout!r}")
+        if not isinstance(self.decode_limits, DecodeLimits):
+            raise ValueError(f"decode_limits must be a petastorm.codecs.DecodeLimits, got {self.decode_limits!r}")
 
     @property
     def ngram(self) -> NGram | None:
@@ -163,4 +167,7 @@ OPTIONS_DOC = """
     :param resume_from: (extension) a :meth:`Reader.state_dict` to continue from.
     :param worker_timeout: (extension) seconds one work item may take before the reader raises
         :class:`~petastorm.reader_impl.pools.WorkerTimeoutError` (None: no limit; default 600).
+    :param decode_limits: (extension) a :class:`~petastorm.codecs.DecodeLimits`: the most bytes one decoded array
+        cell and the most pixels one image may have, checked from the cell's header before decoding (defaults:
+        512 MiB, 89,478,485 pixels).
 """
