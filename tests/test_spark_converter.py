@@ -130,6 +130,9 @@ def test_cache_reuse_across_sessions_and_processes(spark, cache_dir, tmp_path, m
     reused = make_spark_converter(spark.read.parquet(str(source)).filter("id % 2 = 0"))
     assert reused.cache_dir_url == first.cache_dir_url and len(reused) == 10
     assert converter_cache._created_dirs == set()  # reused, not created: not deleted at our exit
+    with pytest.warns(UserWarning, match="not written by this process"):
+        reused.delete()  # another process's cache: kept
+    assert os.path.isdir(reused.cache_dir_url[len("file://"):])
     # Changed input files change the key.
     spark.range(30).selectExpr("id", "cast(id as double) as x").write.mode("overwrite").parquet(str(source))
     changed = make_spark_converter(spark.read.parquet(str(source)).filter("id % 2 = 0"))

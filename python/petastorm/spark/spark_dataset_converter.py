@@ -31,6 +31,7 @@ from petastorm.spark._converter_cache import (  # noqa: F401 - names of this mod
     PARENT_CACHE_DIR_URL_CONF, CachedDataFrameMeta, _as_url, _delete_cache_data_atexit, _join, _materialize,
     _parent_cache_dir_url, _plan, _registry_lock, _remove_cache_metadata_and_data, _spark, cache_key, logger,
     normalize_dbfs_url, register_delete_dir_handler)
+from petastorm.spark import _converter_cache as _cache
 from petastorm.spark._converter_write import petastorm_source_available  # noqa: F401
 
 __all__ = ["SparkDatasetConverter", "make_spark_converter", "normalize_dbfs_url", "register_delete_dir_handler",
@@ -144,10 +145,11 @@ class SparkDatasetConverter:
                                           shuffling_queue_capacity, data_loader_fn)
 
     def delete(self) -> None:
-        """Deletes the materialised directory - only a converter cache this session created or reused, never a
-        directory given to :func:`make_spark_converter` by path."""
+        """Deletes the materialised directory - only a converter cache this process wrote, never one it reused
+        from another process nor a directory given to :func:`make_spark_converter` by path."""
         if not self._owned:
-            warnings.warn(f"{self.cache_dir_url} was given by the caller; the converter does not delete it")
+            warnings.warn(f"{self.cache_dir_url} was not written by this process (a path given by the caller, or a "
+                          f"cache another process wrote); the converter does not delete it")
             return
         _remove_cache_metadata_and_data(self.cache_dir_url)
 
@@ -247,7 +249,8 @@ def make_spark_converter(df: Any, parquet_row_group_size_bytes: int = DEFAULT_RO
     entry = _materialize(spark, df, parent_url, parquet_row_group_size_bytes, compression_codec, dtype)
     files, rows = _data_files(entry.cache_dir_url)
     _check_dataset_file_median_size(files)
-    return SparkDatasetConverter(entry.cache_dir_url, files, rows, owned=True)
+    # Only a directory this process wrote is ours to delete: a cache reused from another process stays.
+    return SparkDatasetConverter(entry.cache_dir_url, files, rows, owned=entry.cache_dir_url in _cache._created_dirs)
 
 
 # The original module's helper names (Horovod, notebooks and the original tests import them from here).
