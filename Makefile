@@ -13,6 +13,7 @@ DEPS_STAMP := $(VENV)/.deps-$(shell cat requirements/dev.lock pyproject.toml VER
 SCALA_SOURCES := $(shell find scala/src/main -type f) build.sbt project/build.properties VERSION
 SBT := build/sbt
 PYTEST_ARGS ?=
+FUZZ_SECONDS ?= 300
 LEGACY_VENV := .legacy-venv
 LEGACY_STAMP := $(LEGACY_VENV)/.built-$(shell cksum < scripts/legacy-venv.sh | cut -d' ' -f1)
 
@@ -20,7 +21,7 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: demo test test-scala test-python venv legacy-venv jar publish-local wheel lock clean
+.PHONY: demo test test-scala test-python fuzz venv legacy-venv jar publish-local wheel lock clean
 
 demo: $(DEPS_STAMP) $(JAR)
 	$(PY) examples/demo.py
@@ -29,6 +30,11 @@ test: test-scala test-python
 
 test-scala: $(DEPS_STAMP)
 	$(SBT) test < /dev/null
+
+# The fuzzer of tests/fuzz_cases.py for FUZZ_SECONDS (make test runs it for a few seconds); prints the cases tried
+# and saves every finding under tests/data/fuzz-regressions/ (replayed by make test from then on).
+fuzz: $(DEPS_STAMP)
+	$(PY) tests/fuzz_cases.py --seconds $(FUZZ_SECONDS)
 
 # The interop test runs the original Petastorm 0.13.1 from its own virtualenv (pyarrow 14, numpy 1.26, pyspark 3.5).
 # COLUMNS: wide enough that the failure summary at the end of the log keeps each error message whole.

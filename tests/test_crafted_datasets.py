@@ -160,7 +160,8 @@ def _png_header_claiming(width, height):
     chunk = b"IHDR" + ihdr
     idat = b"IDAT" + zlib.compress(b"\0" * 64)
     return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
-            + struct.pack(">I", len(idat) - 4) + idat + struct.pack(">I", zlib.crc32(idat)))
+            + struct.pack(">I", len(idat) - 4) + idat + struct.pack(">I", zlib.crc32(idat))
+            + struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND")))
 
 
 @pytest.mark.parametrize("factory", FACTORIES)

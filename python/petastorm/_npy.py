@@ -45,7 +45,7 @@ def read_npy_header(cell: Union[bytes, bytearray, memoryview]) -> tuple[np.dtype
     descr, fortran, dims = match.groups()
     try:
         dtype = np.dtype(descr)
-    except TypeError as e:
+    except Exception as e:  # TypeError, or SyntaxError from numpy's parser of comma-separated descrs
         raise ValueError(f"the NPY header names an unknown dtype {descr!r}") from e
     return dtype, tuple(int(d) for d in dims.split(",") if d.strip()), fortran == "True", end
 
@@ -53,11 +53,16 @@ def read_npy_header(cell: Union[bytes, bytearray, memoryview]) -> tuple[np.dtype
 def _read_with_numpy(head: bytes, major: int) -> tuple[np.dtype, tuple, bool]:
     fp = io.BytesIO(head)
     with _numpy_reader:
-        npy_format.read_magic(fp)
-        if major == 1:
-            shape, fortran, dtype = npy_format.read_array_header_1_0(fp)
-        else:
-            shape, fortran, dtype = npy_format.read_array_header_2_0(fp)
+        try:
+            npy_format.read_magic(fp)
+            if major == 1:
+                shape, fortran, dtype = npy_format.read_array_header_1_0(fp)
+            else:
+                shape, fortran, dtype = npy_format.read_array_header_2_0(fp)
+        except ValueError:
+            raise
+        except Exception as e:  # numpy's header parser tokenizes the header: TokenError, SyntaxError, ...
+            raise ValueError(f"the NPY header cannot be parsed ({type(e).__name__}: {e})") from e
     return dtype, tuple(shape), fortran
 
 

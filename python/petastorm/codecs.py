@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+import zlib
 from abc import ABC, abstractmethod
 from typing import Any, Optional, Tuple, Union
 
@@ -189,7 +190,7 @@ class CompressedNdarrayCodec(DataframeColumnCodec):
                 if size > limit:  # checked before inflating: zipfile never inflates past the size it states
                     raise limit_error(unischema_field.name, "an arr.npy member", size, limit, "max_cell_bytes")
                 member = archive.read("arr.npy")
-        except (zipfile.BadZipFile, KeyError, EOFError, OSError) as e:
+        except (zipfile.BadZipFile, KeyError, EOFError, OSError, zlib.error, NotImplementedError, RuntimeError) as e:
             raise DecodeFieldError(f"Field '{unischema_field.name}': cell is not a compressed ndarray "
                                    f"(a ZIP with member arr.npy): {e}") from e
         array = _load_npy(unischema_field.name, member)
@@ -288,7 +289,10 @@ class CompressedImageCodec(DataframeColumnCodec):
         check_image_pixels(unischema_field.name, value)
         cv2 = opencv_backend()
         if cv2 is not None:
-            image = cv2.imdecode(np.frombuffer(value, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+            try:
+                image = cv2.imdecode(np.frombuffer(value, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+            except cv2.error:  # an empty cell, or one OpenCV's decoder refuses outright
+                image = None
             if image is None:
                 raise DecodeFieldError(f"Field '{unischema_field.name}': cell is not a valid "
                                        f"{self.image_codec.upper()} image ({len(value)} bytes)")

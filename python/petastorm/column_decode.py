@@ -19,7 +19,7 @@ import pyarrow as pa
 from petastorm._checks import is_compliant_shape
 from petastorm.codecs import (CompressedImageCodec, NdarrayCodec, ScalarCodec, check_stored_dtype, opencv_backend,
                               parse_npy_header)
-from petastorm.decode_limits import check_cell_bytes, image_size
+from petastorm.decode_limits import check_cell_bytes, image_size, png_chunks_fit
 from petastorm.errors import DecodeFieldError
 
 __all__ = ["decode_column", "decode_value", "npy_column_dense", "image_column_out", "decode_images_into"]
@@ -104,10 +104,13 @@ def decode_images_into(column: pa.Array, out: np.ndarray, lo: int, hi: int) -> b
     shape, dtype, color = out.shape[1:], out.dtype, out.ndim == 4
     want = (shape[1], shape[0])
     for i, start, stop in zip(range(lo, hi), offsets, offsets[1:]):
-        size = image_size(data[start:stop])
-        if size is not None and size != want:  # never decode an image of another size (it could be a bomb)
+        cell = data[start:stop]
+        if image_size(cell) != want or (len(cell) and cell[0] == 0x89 and not png_chunks_fit(cell)):
+            return False  # another (or no) stated size, or PNG chunks that do not fit: the codec checks and says
+        try:
+            image = imdecode(cell, unchanged)
+        except cv2.error:
             return False
-        image = imdecode(data[start:stop], unchanged)
         if image is None or image.shape != shape or image.dtype != dtype:
             return False
         if color:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import struct
 from dataclasses import dataclass
 from typing import Iterator, Optional, Tuple, Union
 
@@ -14,7 +15,7 @@ import numpy as np
 from petastorm.errors import DecodeFieldError
 
 __all__ = ["DecodeLimits", "decode_limits", "using_decode_limits", "check_cell_bytes", "check_image_pixels",
-           "limit_error", "image_size"]
+           "limit_error", "image_size", "png_chunks_fit"]
 
 
 @dataclass(frozen=True)
@@ -71,26 +72,53 @@ def check_cell_bytes(field_name: str, dtype: np.dtype, shape: tuple) -> None:
         raise limit_error(field_name, "an array", size, limit, "max_cell_bytes")
 
 
-def image_size(data: Union[bytes, memoryview]) -> Optional[Tuple[int, int]]:
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_HEAD = struct.Struct(">8s4x4sII")  # signature, IHDR length, "IHDR", width, height
+_CHUNK_HEAD = struct.Struct(">I4s")
+_SOF_MARKERS = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
+
+
+def image_size(data: Union[bytes, memoryview, np.ndarray]) -> Optional[Tuple[int, int]]:
     """``(width, height)`` from a PNG or JPEG header, without decoding; None when the header does not say."""
-    head = bytes(data[:64 * 1024])
-    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24 and head[12:16] == b"IHDR":
-        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-    if head[:2] != b"\xff\xd8":
+    if len(data) >= _PNG_HEAD.size:
+        signature, chunk, width, height = _PNG_HEAD.unpack_from(data)
+        if signature == _PNG_SIGNATURE:
+            return (width, height) if chunk == b"IHDR" else None
+    view = memoryview(data).cast("B")
+    if bytes(view[:2]) != b"\xff\xd8":
         return None
-    i = 2
-    while i + 9 <= len(head) and head[i] == 0xFF:
-        marker, length = head[i + 1], int.from_bytes(head[i + 2:i + 4], "big")
-        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):  # SOFn
-            return int.from_bytes(head[i + 7:i + 9], "big"), int.from_bytes(head[i + 5:i + 7], "big")
+    i, end = 2, min(len(view), 1 << 20)
+    while i + 9 <= end and view[i] == 0xFF:
+        marker, length = view[i + 1], int.from_bytes(view[i + 2:i + 4], "big")
+        if marker in _SOF_MARKERS:
+            return int.from_bytes(view[i + 7:i + 9], "big"), int.from_bytes(view[i + 5:i + 7], "big")
         i += 2 + length
     return None
 
 
+def png_chunks_fit(data: Union[bytes, memoryview, np.ndarray]) -> bool:
+    """Whether every chunk of a PNG (up to ``IEND``) lies within ``data``: a decoder trusts a chunk's stated length
+    and allocates it before reading (a fuzzed 268-byte PNG whose IDAT claims 2 GB made OpenCV allocate 2 GB)."""
+    at, end = 8, len(data)
+    while at + 8 <= end:
+        length, kind = _CHUNK_HEAD.unpack_from(data, at)
+        if at + 12 + length > end:
+            return False
+        if kind == b"IEND":
+            return True
+        at += 12 + length
+    return False
+
+
 def check_image_pixels(field_name: str, data: Union[bytes, memoryview]) -> None:
-    """Raises ``DecodeFieldError`` when an image's header claims more pixels than the decode limit."""
+    """Raises ``DecodeFieldError`` when an image's header claims more pixels than the decode limit, or a PNG's
+    chunks claim more bytes than the cell has."""
     size = image_size(data)
     limit = decode_limits().max_image_pixels
     if size is not None and size[0] * size[1] > limit:
         raise limit_error(field_name, f"a {size[0]}x{size[1]} image, a pixel count", size[0] * size[1], limit,
                           "max_image_pixels")
+    if bytes(data[:8]) == _PNG_SIGNATURE and not png_chunks_fit(data):
+        raise DecodeFieldError(f"Field '{field_name}': cell is not a valid PNG image: its chunks do not fit in its "
+                               f"{len(data):,} bytes (truncated, or a chunk length crafted to make the decoder "
+                               f"allocate)")

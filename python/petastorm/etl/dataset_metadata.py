@@ -21,7 +21,7 @@ import numpy as np
 
 from petastorm.errors import PetastormMetadataError
 from petastorm.etl.legacy import depickle_legacy_package_name_compatible
-from petastorm.etl.legacy_pickle import safe_loads
+from petastorm.etl.legacy_pickle import check_loaded_unischema, safe_loads
 from petastorm.fs_utils import FilesystemResolver, UrlOrUrls, get_dataset_path, get_filesystem_and_path_or_paths
 from petastorm.parquet_store import ParquetStore, RowGroupPiece, is_data_file, partition_keys_of
 from petastorm.unischema import Unischema, unischema_from_json, unischema_to_json
@@ -188,9 +188,7 @@ def get_schema(dataset: ParquetStore | str) -> Unischema:
                f"{UNISCHEMA_KEY.decode()}). {_REGENERATE_HINT}")
     schema = load_json_or_pickle(store, UNISCHEMA_JSON_KEY, unischema_from_json,
                                  UNISCHEMA_KEY, "Unischema", missing, _NoStoredSchemaError)
-    if not isinstance(schema, Unischema):
-        raise PetastormMetadataError(
-            f"{UNISCHEMA_KEY.decode()} of {store.root} holds a {type(schema).__name__}, expected a Unischema")
+    check_loaded_unischema(schema, f"{UNISCHEMA_KEY.decode()} of {store.root}")
     return schema
 
 

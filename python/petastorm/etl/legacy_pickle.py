@@ -18,6 +18,7 @@ import decimal
 import importlib
 import io
 import pickle
+import struct
 import types
 from collections import OrderedDict, defaultdict
 from typing import Any, Callable, Dict, Tuple
@@ -173,8 +174,48 @@ class _SafeUnpickler(pickle._Unpickler):
 
     dispatch[pickle.BUILD[0]] = load_build
 
+    input_size = 0  # bytes of the pickle: no object in it can be larger
+
+    def load_bytearray8(self) -> None:
+        # pickle allocates the stated size before reading: a 600-byte pickle claiming 9.9 GB took 9.9 GB.
+        (size,) = struct.unpack("<Q", self.read(8))
+        if size > self.input_size:
+            raise PetastormMetadataError(f"a BYTEARRAY8 claims {size:,} bytes, the pickle has {self.input_size:,}")
+        buffer = bytearray(size)
+        self.readinto(buffer)
+        self.append(buffer)
+
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
+
     def persistent_load(self, pid: Any) -> Any:
         raise PetastormMetadataError("Refused a persistent id: Petastorm metadata never contains one")
+
+
+# A loaded value may hold at most this many objects, counting each reference (a pickle can make a list refer twice
+# to the one below it through the memo: printing, hashing or comparing such a DAG takes time exponential in depth).
+_MAX_OBJECTS = 1_000_000
+_MAX_DEPTH = 64
+
+
+def _check_size(value: Any, what: str) -> None:
+    """Raises ``PetastormMetadataError`` when ``value``, walked as a tree (shared objects counted every time they
+    are referred to), holds more than ``_MAX_OBJECTS`` objects or nests deeper than ``_MAX_DEPTH``."""
+    stack, count = [(value, 0)], 0
+    while stack:
+        obj, depth = stack.pop()
+        count += 1
+        if count > _MAX_OBJECTS or depth > _MAX_DEPTH:
+            raise PetastormMetadataError(f"Cannot load {what}: it holds more than {_MAX_OBJECTS:,} objects or nests "
+                                         f"deeper than {_MAX_DEPTH} (legitimate metadata is small; a crafted pickle?)")
+        if isinstance(obj, (str, bytes, int, float, bool, type(None), type)):
+            continue
+        if isinstance(obj, dict):
+            children = list(obj.keys()) + list(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            children = list(obj)
+        else:
+            children = list(getattr(obj, "__dict__", {}).values())
+        stack.extend((child, depth + 1) for child in children)
 
 
 def safe_loads(data: bytes, what: str = "pickled Petastorm metadata") -> Any:
@@ -183,11 +224,49 @@ def safe_loads(data: bytes, what: str = "pickled Petastorm metadata") -> Any:
     :param data: the pickle bytes (any protocol, 0 to 5).
     :param what: what the bytes are (e.g. the metadata key), used in error messages.
     :raises PetastormMetadataError: a global outside the allow-list (the message names its ``module.name``),
-        or bytes that are not a loadable pickle.
+        bytes that are not a loadable pickle, or a value too large to be metadata (more than 1,000,000 objects
+        counting every reference, or nested deeper than 64).
     """
     try:
-        return _SafeUnpickler(io.BytesIO(data), encoding="latin1").load()
+        unpickler = _SafeUnpickler(io.BytesIO(data), encoding="latin1")
+        unpickler.input_size = len(data)
+        value = unpickler.load()
+        _check_size(value, what)
+        return value
     except PetastormMetadataError as e:
+        if str(e).startswith("Cannot load"):
+            raise
         raise PetastormMetadataError(f"Cannot load {what}: {e}") from None
     except Exception as e:  # a malformed pickle can fail in many ways; report them all the same way
         raise PetastormMetadataError(f"Cannot load {what}: {type(e).__name__}: {e}") from e
+
+
+def check_loaded_unischema(schema: Any, what: str) -> None:
+    """Raises ``PetastormMetadataError`` unless an unpickled ``schema`` is a well-formed Unischema: fields with a str
+    name, a numpy (or Decimal) type, a shape of ints >= 0 and None, a bool nullability and a codec holding the
+    state its class needs (a pickle may build allow-listed objects with any state, or none)."""
+    from petastorm.codecs import CompressedImageCodec, DataframeColumnCodec, ScalarCodec
+    from petastorm.unischema import Unischema, UnischemaField
+
+    def bad(reason: str) -> PetastormMetadataError:
+        return PetastormMetadataError(f"Cannot load {what}: {reason}")
+
+    if not isinstance(schema, Unischema) or not isinstance(getattr(schema, "_fields", None), dict) or \
+            not isinstance(getattr(schema, "_name", None), str):
+        raise bad(f"it holds a {type(schema).__name__}, expected a Unischema")
+    for name, field in schema._fields.items():
+        if not isinstance(field, UnischemaField) or not isinstance(field.name, str) or field.name != name:
+            raise bad(f"entry {name!r} is not a field of that name")
+        if not (isinstance(field.numpy_dtype, type) and issubclass(field.numpy_dtype, (np.generic, decimal.Decimal))):
+            raise bad(f"field {name!r} has the type {field.numpy_dtype!r}, expected a numpy scalar type or Decimal")
+        if not isinstance(field.shape, tuple) or len(field.shape) > 32 or not all(
+                d is None or (type(d) is int and d >= 0) for d in field.shape):
+            raise bad(f"field {name!r} has the shape {field.shape!r}, expected a tuple of ints >= 0 and None")
+        if not isinstance(field.nullable, (bool, np.bool_)):
+            raise bad(f"field {name!r} has the nullability {field.nullable!r}, expected a bool")
+        codec, state = field.codec, getattr(field.codec, "__dict__", {})
+        needed = {ScalarCodec: ("_spark_type",), CompressedImageCodec: ("_image_codec", "_quality")}.get(type(codec), ())
+        if codec is not None and (not isinstance(codec, DataframeColumnCodec) or any(k not in state for k in needed)):
+            raise bad(f"field {name!r} has the codec {type(codec).__name__} without its state")
+        if isinstance(codec, CompressedImageCodec) and codec._image_codec not in (".png", ".jpeg"):
+            raise bad(f"field {name!r} has the image format {codec._image_codec!r}, expected .png or .jpeg")

@@ -1,0 +1,106 @@
+"""The short fuzz run of ``make test`` (``make fuzz`` runs it for longer) and the inputs it has ever found to end
+badly, replayed: each must now end in a value or a clear error, in time, without a large allocation."""
+import collections
+import glob
+import io
+import os
+import pickle
+import resource
+import struct
+import zipfile
+
+import numpy as np
+import pytest
+
+import fuzz_cases
+
+SECONDS = float(os.environ.get("PETASTORM_FUZZ_SECONDS", "6"))
+
+
+def _seed(kind):
+    return fuzz_cases._seeds()[kind][0]
+
+
+def _crafted():
+    """One input per kind of finding the fuzzer made before it was fixed (the .bin files hold later ones)."""
+    from petastorm.codecs import CompressedImageCodec
+    from petastorm.etl.dataset_metadata import legacy_dumps
+    from petastorm.unischema import Unischema, UnischemaField
+
+    npy = _seed("npy")
+    header_end = npy.index(b"}") + 1
+    cases = {
+        "npy: header numpy's parser cannot tokenize": npy[:10] + b"{'descr': '<f4', 'fortran_order': False, 'shape': (2,"
+                                                      + b" " * (header_end - 10 - 50) + npy[header_end:],
+        "npy: descr numpy's dtype parser cannot read": npy.replace(b"'<f4'", b"',,,'"),
+        "png: empty cell": b"",
+        "jpeg: empty cell": b"",
+    }
+    png = bytearray(_seed("png"))
+    png[33:37] = (0x7F000000).to_bytes(4, "big")  # the IDAT chunk claims 2 GB
+    cases["png: chunk length claiming 2 GB"] = bytes(png)
+    npz = bytearray(_seed("npz"))
+    name_length, extra_length = struct.unpack("<HH", npz[26:30])
+    npz[30 + name_length + extra_length] = 0xFF  # deflate block type 3: invalid
+    cases["npz: corrupt deflate stream"] = bytes(npz)
+    encrypted = bytearray(_seed("npz"))
+    encrypted[6] |= 1  # the "encrypted" flag in the local header ...
+    central = encrypted.rindex(b"PK\x01\x02")
+    encrypted[central + 8] |= 1  # ... and in the central directory
+    cases["npz: encrypted member"] = bytes(encrypted)
+    stateless = object.__new__(CompressedImageCodec)
+    cases["pickle: codec without its state"] = legacy_dumps(Unischema("S", [
+        UnischemaField("img", np.uint8, (8, 8, 3), stateless, False)]))
+    nameless = object.__new__(Unischema)
+    nameless._fields = collections.OrderedDict()
+    cases["pickle: Unischema without a name"] = pickle.dumps(nameless, protocol=2)
+    cases["pickle: BYTEARRAY8 claiming 9.9 GB"] = b"\x80\x05\x96" + (9_891_546_240).to_bytes(8, "little") + b"xy."
+    dag: list = []
+    for _ in range(40):
+        dag = [dag, dag]  # each level refers twice to the one below: a tree of 2**40 nodes in a small pickle
+    cases["pickle: reference DAG"] = pickle.dumps(dag, protocol=2)
+    return cases
+
+
+CRAFTED = _crafted()
+
+
+@pytest.mark.parametrize("name", sorted(CRAFTED))
+def test_crafted_findings_end_clearly(name):
+    from petastorm.codecs import DecodeLimits, using_decode_limits
+
+    kind = name.split(":")[0]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with using_decode_limits(DecodeLimits(**fuzz_cases.FUZZ_LIMITS)):
+        assert fuzz_cases.run_case(kind, CRAFTED[name], fuzz_cases._checkers()) is None
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before < fuzz_cases.RSS_ALLOWANCE_MB
+
+
+def test_saved_findings_end_clearly():
+    """Every finding a fuzz run saved (``tests/data/fuzz-regressions/<kind>-<sha>.bin``), replayed."""
+    from petastorm.codecs import DecodeLimits, using_decode_limits
+
+    checkers, failures = fuzz_cases._checkers(), []
+    for path in sorted(glob.glob(os.path.join(fuzz_cases.REGRESSIONS, "*.bin"))):
+        kind = os.path.basename(path).split("-")[0]
+        with open(path, "rb") as f, using_decode_limits(DecodeLimits(**fuzz_cases.FUZZ_LIMITS)):
+            finding = fuzz_cases.run_case(kind, f.read(), checkers)
+        if finding is not None:
+            failures.append((path, finding))
+    assert failures == []
+
+
+def test_short_fuzz_run_finds_nothing():
+    result = fuzz_cases.fuzz(SECONDS, seed=20261201)
+    assert result["findings"] == []
+    assert set(result["tried"]) == {"pickle", "json", "npy", "npz", "png", "jpeg"}
+    assert min(result["tried"].values()) >= 100
+
+
+def test_mutations_are_seeded():
+    import random
+
+    data = io.BytesIO(b"0123456789" * 10).getvalue()
+    assert fuzz_cases.mutate(data, random.Random(5)) == fuzz_cases.mutate(data, random.Random(5))
+    assert len({fuzz_cases.mutate(data, random.Random(s)) for s in range(20)}) > 15
+    assert zipfile.is_zipfile(io.BytesIO(_seed("npz")))
