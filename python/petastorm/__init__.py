@@ -3,12 +3,12 @@
 The names below are loaded on first use (PEP 562), so ``import petastorm`` and ``import petastorm.codecs`` stay
 cheap: the reader engine (and pyarrow.dataset, pandas) load only when a reader is made.
 """
-from petastorm._lazy import lazy_dir as _lazy_dir, lazy_exports as _lazy_exports
+from petastorm._lazy import lazy_module as _lazy_module
 
 _LAZY = {"__version__": "petastorm._version", "make_reader": "petastorm.reader",
-         "make_batch_reader": "petastorm.reader", "TransformSpec": "petastorm.transform", "NoDataAvailableError": "petastorm.errors"}
+         "make_batch_reader": "petastorm.reader", "TransformSpec": "petastorm.transform",
+         "NoDataAvailableError": "petastorm.errors"}
 
 __all__ = ["__version__", "make_reader", "make_batch_reader", "TransformSpec", "NoDataAvailableError"]
 
-__getattr__ = _lazy_exports(__name__, _LAZY)
-__dir__ = _lazy_dir(__name__, _LAZY)
+__getattr__, __dir__ = _lazy_module(__name__, _LAZY)

@@ -2,8 +2,7 @@
 numpy, pyarrow, pandas, Spark or TensorFlow, yet keep every name they have always exported::
 
     _LAZY = {"materialize_dataset": "petastorm.etl.dataset_metadata"}
-    __getattr__ = lazy_exports(__name__, _LAZY)
-    __dir__ = lazy_dir(__name__, _LAZY)
+    __getattr__, __dir__ = lazy_module(__name__, _LAZY)
 
 The first ``module.materialize_dataset`` (or ``from module import materialize_dataset``) imports
 ``petastorm.etl.dataset_metadata`` and stores the object in the module, so later look-ups are ordinary ones.
@@ -17,7 +16,7 @@ import sys
 from importlib import import_module
 from typing import Any, Callable, Mapping
 
-__all__ = ["lazy_exports", "lazy_dir"]
+__all__ = ["lazy_exports", "lazy_dir", "lazy_module"]
 
 
 def lazy_exports(module_name: str, homes: Mapping[str, str]) -> Callable[[str], Any]:
@@ -55,3 +54,8 @@ def lazy_dir(module_name: str, homes: Mapping[str, str]) -> Callable[[], list[st
         return sorted(own | set(homes))
 
     return __dir__
+
+
+def lazy_module(module_name: str, homes: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``(__getattr__, __dir__)`` of a module re-exporting ``homes`` lazily (:func:`lazy_exports`, :func:`lazy_dir`)."""
+    return lazy_exports(module_name, homes), lazy_dir(module_name, homes)

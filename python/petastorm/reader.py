@@ -12,7 +12,7 @@ import warnings
 from typing import Any
 
 from petastorm.decode_limits import DecodeLimits
-from petastorm._lazy import lazy_dir, lazy_exports
+from petastorm._lazy import lazy_module
 from petastorm.cache import NullCache
 from petastorm.errors import NoDataAvailableError, PetastormMetadataError
 from petastorm.etl.dataset_metadata import get_schema, infer_or_load_unischema
@@ -48,8 +48,7 @@ _REEXPORTS = {
 }
 
 
-__getattr__ = lazy_exports(__name__, _REEXPORTS)
-__dir__ = lazy_dir(__name__, _REEXPORTS)
+__getattr__, __dir__ = lazy_module(__name__, _REEXPORTS)
 
 
 def normalize_dataset_url_or_urls(dataset_url_or_urls: UrlOrUrls) -> UrlOrUrls:

@@ -25,7 +25,7 @@ from collections import namedtuple
 from enum import Enum
 from typing import Any, Callable
 
-from petastorm._lazy import lazy_dir, lazy_exports
+from petastorm._lazy import lazy_module
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +46,7 @@ _LAZY = {"make_reader": "petastorm.reader",
          "ThreadPool": "petastorm.workers_pool.thread_pool",
          "ProcessPoolExecutor": "concurrent.futures",
          "multiprocessing": "multiprocessing"}
-__getattr__ = lazy_exports(__name__, _LAZY)
-__dir__ = lazy_dir(__name__, _LAZY)
+__getattr__, __dir__ = lazy_module(__name__, _LAZY)
 
 _DESCRIPTION = """\
 Open a reader on a dataset and measure how many samples per second it delivers.

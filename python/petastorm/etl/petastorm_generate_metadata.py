@@ -13,7 +13,7 @@ import contextlib
 import sys
 from typing import TYPE_CHECKING, Any, Sequence
 
-from petastorm._lazy import lazy_dir, lazy_exports
+from petastorm._lazy import lazy_module
 from petastorm.errors import PetastormMetadataError
 
 if TYPE_CHECKING:
@@ -34,8 +34,7 @@ _LAZY = {"FilesystemResolver": "petastorm.fs_utils",
          "ParquetStore": "petastorm.parquet_store",
          "locate": "pydoc",
          "dataset_metadata": "petastorm.etl.dataset_metadata"}
-__getattr__ = lazy_exports(__name__, _LAZY)
-__dir__ = lazy_dir(__name__, _LAZY)
+__getattr__, __dir__ = lazy_module(__name__, _LAZY)
 
 _ARROW_SCHEMA_KEY = b"ARROW:schema"
 

@@ -42,15 +42,9 @@ class ReaderCore(OutputAssembly):
     def _start(self, schema: Unischema, plan: ReadPlan, loader: ItemLoader, pool: Any, batched_output: bool,
                ngram: NGram | None, results_queue_size: int, dataset_url: Any = None, cache: Any = None,
                cache_cleanup: bool = False) -> None:
-        self.schema = schema
-        self.ngram = ngram
-        self.plan = plan
-        self.dataset_url = dataset_url
-        self._loader = loader
-        self._pool = pool
-        self._batched_output = batched_output
-        self._cache = cache
-        self._cache_cleanup = cache_cleanup
+        self.schema, self.ngram, self.plan, self.dataset_url = schema, ngram, plan, dataset_url
+        self._loader, self._pool, self._batched_output = loader, pool, batched_output
+        self._cache, self._cache_cleanup = cache, cache_cleanup
         self._window = 1 if pool.kind == "dummy" else pool.workers_count + max(1, results_queue_size)
         self._row_type = schema._get_namedtuple()
         self._row_names = list(schema.fields)

@@ -17,14 +17,13 @@ import threading
 import time
 from typing import Any, Callable
 
-from petastorm._lazy import lazy_dir, lazy_exports
+from petastorm._lazy import lazy_module
 
 __all__ = ["WorkerDiedError", "WorkerTimeoutError", "DummyPool", "ThreadPool", "ProcessPool", "make_pool"]
 
 # The process pool lives in its own module (loaded when a process pool is made); importable from here too.
 _LAZY = {"ProcessPool": "petastorm.reader_impl.process_pool"}
-__getattr__ = lazy_exports(__name__, _LAZY)
-__dir__ = lazy_dir(__name__, _LAZY)
+__getattr__, __dir__ = lazy_module(__name__, _LAZY)
 
 _CHECK_INTERVAL_S = 1.0
 _JOIN_GRACE_S = 2.0

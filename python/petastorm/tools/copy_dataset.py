@@ -14,7 +14,7 @@ import sys
 from functools import reduce
 from typing import Any, Sequence
 
-from petastorm._lazy import lazy_dir, lazy_exports
+from petastorm._lazy import lazy_module
 from petastorm.tools.spark_session_cli import (add_configure_spark_arguments, configure_spark,
                                                spark_session_config_to_dict)
 
@@ -26,8 +26,7 @@ _LAZY = {"FilesystemResolver": "petastorm.fs_utils",
          "get_schema_from_dataset_url": "petastorm.etl.dataset_metadata",
          "materialize_dataset": "petastorm.etl.dataset_metadata",
          "match_unischema_fields": "petastorm.unischema"}
-__getattr__ = lazy_exports(__name__, _LAZY)
-__dir__ = lazy_dir(__name__, _LAZY)
+__getattr__, __dir__ = lazy_module(__name__, _LAZY)
 
 # Few rows per row group: read the source in large splits rather than one Spark partition per few rows.
 _MAX_PARTITION_BYTES = {"spark.sql.files.maxPartitionBytes": "1010612736"}
