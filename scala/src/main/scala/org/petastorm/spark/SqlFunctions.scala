@@ -2,7 +2,9 @@ package org.petastorm.spark
 
 import org.apache.spark.sql.catalyst.FunctionIdentifier
 import org.apache.spark.sql.catalyst.expressions.{Expression, ExpressionInfo, Literal}
+import org.apache.spark.sql.internal.SQLConf
 import org.apache.spark.sql.types._
+import org.petastorm.spark.codec.DecodeLimits
 import org.petastorm.spark.image._
 import org.petastorm.spark.tensor._
 
@@ -68,6 +70,10 @@ private[spark] object SqlFunctions {
     (size, channels)
   }
 
+  /** The decode limits the session's confs set, read when the query is analysed. */
+  private def decodeLimits(function: String): DecodeLimits = TensorExpressions.withContext(function)(
+    DecodeLimits.fromConf(key => Option(SQLConf.get.getConfString(key, null))))
+
   private def imageFormat(e: Expression): String = constantString("encode_image", "format", e).trim.toLowerCase match {
     case "png" => "png"
     case "jpeg" | "jpg" => "jpeg"
@@ -103,14 +109,15 @@ private[spark] object SqlFunctions {
         "tensor (H, W, C) in RGB order, optionally resized (bilinear) and converted to 1, 3 or 4 channels",
       Set(1, 3, 4)) { args =>
       val (size, channels) = imageArgs("load_image", args)
-      LoadImage(args.head, size, channels, OnImageError.current("load_image"), SessionHadoopConf.current())
+      LoadImage(args.head, size, channels, OnImageError.current("load_image"), decodeLimits("load_image"),
+        SessionHadoopConf.current())
     },
     function("decode_image", classOf[DecodeImage].getName,
       "decode_image(bytes[, height, width[, channels]]) - PNG, JPEG, BMP or GIF bytes as a uint8 tensor (H, W, C) " +
         "in RGB order, optionally resized (bilinear) and converted to 1, 3 or 4 channels",
       Set(1, 3, 4)) { args =>
       val (size, channels) = imageArgs("decode_image", args)
-      DecodeImage(args.head, size, channels, OnImageError.current("decode_image"))
+      DecodeImage(args.head, size, channels, OnImageError.current("decode_image"), decodeLimits("decode_image"))
     },
     function("encode_image", classOf[EncodeImage].getName,
       "encode_image(tensor, format[, quality]) - an image tensor as 'png' or 'jpeg' bytes (JPEG quality 1-100, " +

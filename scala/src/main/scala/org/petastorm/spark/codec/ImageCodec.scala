@@ -18,7 +18,9 @@ import org.petastorm.spark.tensor.{DType, Tensor}
  * for 16-bit PNG. The natural channel count is 1 for grey, 3 for colour and 4 when the image has alpha (grey with
  * alpha becomes RGBA; palette images are expanded, to grey when the palette is the grey ramp of its bit depth).
  * Samples are the file's own values: no colour-space or gamma conversion, so PNG pixels equal what Pillow and
- * OpenCV decode. Every call uses its own reader and writer, so the codec is safe to use from many threads.
+ * OpenCV decode. Every call uses its own reader and writer, so the codec is safe to use from many threads. An image
+ * whose header claims more pixels than the [[DecodeLimits]] allow is refused before its pixels are allocated: the PNG
+ * fast path reads IHDR, ImageIO's readers read the size from the header (JPEG SOF, GIF, BMP) before decoding.
  */
 object ImageCodec {
   // Streams over byte arrays stay in memory: no temporary files per image.
@@ -29,9 +31,9 @@ object ImageCodec {
     "bmp" -> Array('B', 'M'))
 
   /** Decodes an image into `(H, W, C)`; `channels` (1, 3 or 4) converts to grey, RGB or RGBA. */
-  def decode(bytes: Array[Byte], channels: Option[Int] = None): Tensor = {
+  def decode(bytes: Array[Byte], channels: Option[Int] = None, limits: DecodeLimits = DecodeLimits.Default): Tensor = {
     channels.foreach(checkChannels)
-    val pixels = PngFastPath.decode(bytes).getOrElse(Pixels.of(read(bytes)))
+    val pixels = PngFastPath.decode(bytes, limits).getOrElse(Pixels.of(read(bytes, limits)))
     pixels.withBands(channels.getOrElse(if (pixels.bands == 2) 4 else pixels.bands)).tensor
   }
 
@@ -39,13 +41,14 @@ object ImageCodec {
    * Decodes the value of an image field of `shape` the way Petastorm's `CompressedImageCodec` returns it: `(H, W)`
    * for a grey field (rank 2), `(H, W, C)` for a field whose last dimension is C (-1: the image's own channels).
    */
-  def decodeForField(bytes: Array[Byte], shape: Seq[Int]): Tensor = shape match {
-    case Seq(_, _) => val t = decode(bytes, Some(1)); t.reshape(t.shape.take(2))
-    case Seq(_, _, -1) => decode(bytes)
-    case Seq(_, _, c) => decode(bytes, Some(c))
-    case _ => throw new IllegalArgumentException(
-      s"An image field has shape (H, W) or (H, W, C), got (${shape.mkString(", ")})")
-  }
+  def decodeForField(bytes: Array[Byte], shape: Seq[Int], limits: DecodeLimits = DecodeLimits.Default): Tensor =
+    shape match {
+      case Seq(_, _) => val t = decode(bytes, Some(1), limits); t.reshape(t.shape.take(2))
+      case Seq(_, _, -1) => decode(bytes, None, limits)
+      case Seq(_, _, c) => decode(bytes, Some(c), limits)
+      case _ => throw new IllegalArgumentException(
+        s"An image field has shape (H, W) or (H, W, C), got (${shape.mkString(", ")})")
+    }
 
   /**
    * Encodes a uint8 tensor of shape `(H, W)`, `(H, W, 1)`, `(H, W, 3)` (RGB) or `(H, W, 4)` (RGBA, PNG only), or a
@@ -105,19 +108,21 @@ object ImageCodec {
     Signatures.collectFirst { case (name, magic) if starts(magic) => name }
   }
 
-  private def read(bytes: Array[Byte]): BufferedImage = {
+  private def read(bytes: Array[Byte], limits: DecodeLimits): BufferedImage = {
     val format = formatOf(bytes).getOrElse(
       throw new IllegalArgumentException(s"Expected PNG, JPEG, BMP or GIF data, got ${describe(bytes)}"))
     val reader = ImageIO.getImageReadersByFormatName(format).next()
     val input = new MemoryCacheImageInputStream(new ByteArrayInputStream(bytes))
     try {
       reader.setInput(input, true, true)
+      limits.checkImage(reader.getWidth(0), reader.getHeight(0)) // read from the header: nothing decoded yet
       // The largest layout, 16-bit RGBA, takes 8 bytes a pixel; a tensor holds at most Int.MaxValue bytes.
       if (reader.getWidth(0).toLong * reader.getHeight(0) * 8 > Int.MaxValue) {
         throw new IOException(s"${reader.getWidth(0)} x ${reader.getHeight(0)} pixels is too large")
       }
       reader.read(0, readParam(reader))
     } catch {
+      case e: DecodeLimitException => throw e
       case e @ (_: IOException | _: RuntimeException) =>
         throw new IllegalArgumentException(
           s"Cannot decode ${format.toUpperCase} data (${describe(bytes)}): ${Option(e.getMessage).getOrElse(e)}", e)

@@ -1,18 +1,22 @@
 package org.petastorm.spark.codec
 
-import java.io.{ByteArrayInputStream, ByteArrayOutputStream}
-import java.nio.charset.StandardCharsets.{ISO_8859_1, US_ASCII}
-import java.util.zip.{ZipEntry, ZipInputStream, ZipOutputStream}
+import java.io.ByteArrayOutputStream
+import java.nio.charset.StandardCharsets.{ISO_8859_1, US_ASCII, UTF_8}
+import java.util.zip.{ZipEntry, ZipOutputStream}
 
 import org.petastorm.spark.tensor.{DType, Tensor}
 
 /** A parsed NPY header: the array-protocol descr, Fortran order, the shape and where the data starts. */
-final case class NpyHeader(descr: String, fortranOrder: Boolean, shape: Seq[Int], dataOffset: Int)
+final case class NpyHeader(descr: String, fortranOrder: Boolean, shape: Seq[Int], dataOffset: Int) {
+  /** The number of elements: the product of the dimensions (checked to fit a Long when the header is parsed). */
+  def elementCount: Long = Npy.elementCount(shape)
+}
 
 /**
  * The NPY format (what `np.save` writes, version 1.0): magic, version, header length, a Python dict literal padded
  * with spaces to a 64-byte boundary and ending in a newline, then the C-order data. Petastorm's `NdarrayCodec`
- * stores exactly these bytes.
+ * stores exactly these bytes. Headers are checked before anything is allocated: dimensions are read with 64-bit
+ * arithmetic and must fit a JVM array, their product a Long, and the array's size the [[DecodeLimits]].
  */
 object Npy {
   private val Magic = Array[Byte](0x93.toByte, 'N', 'U', 'M', 'P', 'Y')
@@ -43,35 +47,68 @@ object Npy {
       throw new IllegalArgumentException(s"not NPY data (${bytes.length} bytes starting ${hex(bytes)})")
     }
     val major = bytes(6).toInt
+    // The header length: 2 bytes in version 1, 4 (unsigned, up to 2^32 - 1) in versions 2 and 3.
     val (length, start) = major match {
-      case 1 => ((bytes(8) & 0xff) | (bytes(9) & 0xff) << 8, 10)
+      case 1 => ((bytes(8) & 0xff).toLong | (bytes(9) & 0xff) << 8, 10)
       case 2 | 3 if bytes.length >= 12 =>
-        ((bytes(8) & 0xff) | (bytes(9) & 0xff) << 8 | (bytes(10) & 0xff) << 16 | (bytes(11) & 0xff) << 24, 12)
+        ((bytes(8) & 0xff).toLong | (bytes(9) & 0xff) << 8 | (bytes(10) & 0xff) << 16 | (bytes(11) & 0xffL) << 24, 12)
       case _ => throw new IllegalArgumentException(s"unsupported NPY version $major.${bytes(7)}")
     }
     if (start + length > bytes.length) {
       throw new IllegalArgumentException(s"truncated NPY header: needs ${start + length} bytes, got ${bytes.length}")
     }
-    val text = new String(bytes, start, length, if (major == 3) java.nio.charset.StandardCharsets.UTF_8 else ISO_8859_1)
+    val text = new String(bytes, start, length.toInt, if (major == 3) UTF_8 else ISO_8859_1)
     text.trim match {
-      case HeaderPattern(descr, fortran, shape) =>
-        val dims = shape.split(",").map(_.trim).filter(_.nonEmpty).map(_.stripSuffix("L").toInt).toSeq
-        NpyHeader(descr, fortran == "True", dims, start + length)
+      case HeaderPattern(descr, fortran, shape) => NpyHeader(descr, fortran == "True", dims(shape), start + length.toInt)
       case other => throw new IllegalArgumentException(s"unreadable NPY header: $other")
     }
   }
 
   /**
-   * The tensor held by NPY bytes: little-endian, C order (Fortran-ordered or big-endian data is rearranged). The
-   * data must be exactly as long as the header says: a truncated cell is an error, never a short tensor.
+   * The dimensions of a header's shape tuple (Python 2 longs such as `3L` too), read with 64-bit arithmetic: each
+   * must fit a JVM array and their product a Long, or the header is refused (never read modulo 2^32).
    */
-  def decode(bytes: Array[Byte]): Tensor = decode(bytes, header(bytes))
+  private def dims(shape: String): Seq[Int] = {
+    val dims = shape.split(",").map(_.trim).filter(_.nonEmpty).toSeq.map { text =>
+      val digits = text.stripSuffix("L")
+      if (digits.isEmpty || !digits.forall(c => c >= '0' && c <= '9')) {
+        throw new IllegalArgumentException(s"NPY header shape ($shape) has a dimension '$text' that is not a " +
+          "non-negative integer")
+      }
+      val d = BigInt(digits)
+      if (d > Int.MaxValue) {
+        throw new IllegalArgumentException(s"NPY header shape ($shape) has a dimension of $d, more than a JVM " +
+          s"array holds (${Int.MaxValue})")
+      }
+      d.toInt
+    }
+    try elementCount(dims) catch {
+      case _: ArithmeticException => throw new IllegalArgumentException(
+        s"NPY header shape ($shape) has more elements than a 64-bit count holds")
+    }
+    dims
+  }
 
-  /** [[decode]] with the header already parsed (see [[HeaderCache]]). */
-  def decode(bytes: Array[Byte], h: NpyHeader): Tensor = {
+  /** The product of the dimensions (0 when one is 0); ArithmeticException when it does not fit a Long. */
+  def elementCount(shape: Seq[Int]): Long =
+    if (shape.contains(0)) 0L else shape.foldLeft(1L)((n, d) => Math.multiplyExact(n, d.toLong))
+
+  /** The descr of the same type in little-endian order (`>f4` is `<f4`). */
+  def littleEndian(descr: String): String = if (descr.startsWith(">")) "<" + descr.drop(1) else descr
+
+  /**
+   * The tensor held by NPY bytes: little-endian, C order (Fortran-ordered or big-endian data is rearranged). The
+   * data must be exactly as long as the header says: a truncated cell is an error, never a short tensor. An array
+   * whose header claims more than the default [[DecodeLimits]] is refused before anything is allocated.
+   */
+  def decode(bytes: Array[Byte]): Tensor = decode(bytes, header(bytes), DecodeLimits.Default)
+
+  /** [[decode]] with the header already parsed (see [[NpyHeaderCache]]), under `limits`. */
+  def decode(bytes: Array[Byte], h: NpyHeader, limits: DecodeLimits): Tensor = {
     val big = h.descr.startsWith(">")
-    val dtype = DType(if (big) "<" + h.descr.drop(1) else h.descr)
-    val count = h.shape.foldLeft(1L)(_ * _)
+    val dtype = DType(littleEndian(h.descr))
+    val count = h.elementCount
+    limits.checkArray(count, dtype.itemSize)
     val expected = count * dtype.itemSize
     val available = bytes.length - h.dataOffset
     if (available != expected) {
@@ -89,25 +126,31 @@ object Npy {
    * The elements of a string (`<U`) or bytes (`|S`) NPY array, in C order, with numpy's trailing NULs removed:
    * Petastorm stores string matrices that way.
    */
-  def decodeStrings(bytes: Array[Byte]): (Seq[Int], Array[Any]) = {
-    val h = header(bytes)
+  def decodeStrings(bytes: Array[Byte]): (Seq[Int], Array[Any]) =
+    decodeStrings(bytes, header(bytes), DecodeLimits.Default)
+
+  /** [[decodeStrings]] with the header already parsed, under `limits`. */
+  def decodeStrings(bytes: Array[Byte], h: NpyHeader, limits: DecodeLimits): (Seq[Int], Array[Any]) = {
     val kind = h.descr.drop(1).headOption.getOrElse(' ')
-    val width = scala.util.Try(h.descr.drop(2).toInt).getOrElse(-1)
-    if (!(kind == 'U' || kind == 'S') || width < 0) {
+    val width = h.descr.drop(2).toIntOption.getOrElse(0)
+    if (!(kind == 'U' || kind == 'S') || width < 1) {
       throw new IllegalArgumentException(s"NPY data of descr '${h.descr}' is not a string or bytes array")
     }
-    val itemSize = if (kind == 'U') 4 * width else width
-    val count = h.shape.foldLeft(1L)(_ * _).toInt
-    if (bytes.length - h.dataOffset != count.toLong * itemSize) {
+    val itemSize = if (kind == 'U') 4L * width else width.toLong
+    val elements = h.elementCount
+    limits.checkArray(elements, itemSize)
+    if (bytes.length - h.dataOffset != elements * itemSize) {
       throw new IllegalArgumentException(s"NPY data of descr '${h.descr}' and shape (${h.shape.mkString(", ")}) " +
-        s"needs ${count.toLong * itemSize} bytes, got ${bytes.length - h.dataOffset}")
+        s"needs ${elements * itemSize} bytes, got ${bytes.length - h.dataOffset}")
     }
+    // Both fit an Int now: the data holds `elements` items of `itemSize` (at least one) bytes.
+    val (count, size) = (elements.toInt, itemSize.toInt)
     val order = if (h.fortranOrder && h.shape.length > 1) cToFortranIndex(h.shape) else (0 until count).toArray
     val values = new Array[Any](count)
     var i = 0
     while (i < count) {
-      val start = h.dataOffset + order(i) * itemSize
-      var end = start + itemSize
+      val start = h.dataOffset + order(i) * size
+      var end = start + size
       if (kind == 'U') {
         while (end > start && bytes(end - 1) == 0 && bytes(end - 2) == 0 && bytes(end - 3) == 0 && bytes(end - 4) == 0) end -= 4
         val charset = if (h.descr.startsWith(">")) "UTF-32BE" else "UTF-32LE"
@@ -181,32 +224,41 @@ final class NpyHeaderCache {
   }
 }
 
-/** `np.savez_compressed(buf, arr=value)`: a ZIP archive with one DEFLATE member `arr.npy` (Petastorm's
- * `CompressedNdarrayCodec`). */
+/**
+ * `np.savez_compressed(buf, arr=value)`: a ZIP archive with one DEFLATE member `arr.npy` (Petastorm's
+ * `CompressedNdarrayCodec`). The member is found in the archive's central directory and its size checked against
+ * the [[DecodeLimits]] before it is inflated; it is never inflated past that size.
+ */
 object Npz {
+  val Member = "arr.npy"
+
   def encode(tensor: Tensor): Array[Byte] = {
     val buffer = new ByteArrayOutputStream()
     val zip = new ZipOutputStream(buffer)
     zip.setMethod(ZipOutputStream.DEFLATED)
-    zip.putNextEntry(new ZipEntry("arr.npy"))
+    zip.putNextEntry(new ZipEntry(Member))
     zip.write(Npy.encode(tensor))
     zip.closeEntry()
     zip.close()
     buffer.toByteArray
   }
 
-  def decode(bytes: Array[Byte]): Tensor = {
-    val zip = new ZipInputStream(new ByteArrayInputStream(bytes))
-    try {
-      val entry = zip.getNextEntry
-      if (entry == null) {
-        throw new IllegalArgumentException(s"not a compressed ndarray (no ZIP member in ${bytes.length} bytes " +
-          s"starting ${Npy.hex(bytes)})")
-      }
-      if (entry.getName != "arr.npy") {
-        throw new IllegalArgumentException(s"compressed ndarray member is '${entry.getName}', expected 'arr.npy'")
-      }
-      Npy.decode(zip.readAllBytes())
-    } finally zip.close()
+  def decode(bytes: Array[Byte], limits: DecodeLimits = DecodeLimits.Default): Tensor = {
+    val npy = member(bytes, limits)
+    Npy.decode(npy, Npy.header(npy), limits)
+  }
+
+  /** The NPY bytes of the `arr.npy` member, its size checked against `limits` before it is inflated. */
+  def member(bytes: Array[Byte], limits: DecodeLimits): Array[Byte] = {
+    val members = ZipArchive.members(bytes)
+    if (members.isEmpty) {
+      throw new IllegalArgumentException(s"not a compressed ndarray (no ZIP member in ${bytes.length} bytes " +
+        s"starting ${Npy.hex(bytes)})")
+    }
+    // The last entry of the name, as Python's zipfile finds it.
+    val arr = members.findLast(_.name == Member).getOrElse(throw new IllegalArgumentException(
+      s"compressed ndarray member is ${members.map(m => s"'${m.name}'").mkString(", ")}, expected '$Member'"))
+    limits.checkZipMember(arr.name, arr.size)
+    ZipArchive.read(bytes, arr)
   }
 }

@@ -8,25 +8,28 @@ import org.petastorm.spark.tensor.DType
  * Decodes the PNGs that datasets are mostly made of — 8-bit grey, grey + alpha, RGB or RGBA, not interlaced, no
  * palette or transparency chunk — straight from the zlib stream into interleaved samples, several times faster than
  * `javax.imageio` on small images. Anything else (or anything malformed) returns None and goes through ImageIO,
- * which also produces the error messages.
+ * which also produces the error messages. An image whose IHDR claims more pixels than the [[DecodeLimits]] allow is
+ * refused before anything is allocated.
  */
 private object PngFastPath {
   private val Signature = Array(0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a).map(_.toByte)
   private val BandsOfColourType = Map(0 -> 1, 4 -> 2, 2 -> 3, 6 -> 4)
 
-  def decode(bytes: Array[Byte]): Option[Pixels] =
-    try parse(bytes) catch {
+  def decode(bytes: Array[Byte], limits: DecodeLimits = DecodeLimits.Default): Option[Pixels] =
+    try parse(bytes, limits) catch {
+      case e: DecodeLimitException => throw e
       case _: ArrayIndexOutOfBoundsException | _: DataFormatException | _: IllegalArgumentException => None
     }
 
   private def int(b: Array[Byte], at: Int): Int =
     (b(at) & 0xff) << 24 | (b(at + 1) & 0xff) << 16 | (b(at + 2) & 0xff) << 8 | (b(at + 3) & 0xff)
 
-  private def parse(bytes: Array[Byte]): Option[Pixels] = {
+  private def parse(bytes: Array[Byte], limits: DecodeLimits): Option[Pixels] = {
     if (bytes.length < 33 || !java.util.Arrays.equals(bytes, 0, 8, Signature, 0, 8)) return None
     if (int(bytes, 12) != 0x49484452) return None // IHDR first
     val width = int(bytes, 16)
     val height = int(bytes, 20)
+    limits.checkImage(width & 0xffffffffL, height & 0xffffffffL) // unsigned, as PNG stores them
     val (depth, colourType, interlace) = (bytes(24) & 0xff, bytes(25) & 0xff, bytes(28) & 0xff)
     val bands = BandsOfColourType.getOrElse(colourType, 0)
     if (depth != 8 || bands == 0 || interlace != 0 || width <= 0 || height <= 0) return None

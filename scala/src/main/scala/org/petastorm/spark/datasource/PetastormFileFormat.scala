@@ -12,6 +12,7 @@ import org.apache.spark.sql.execution.datasources.parquet.ParquetFileFormat
 import org.apache.spark.sql.internal.SQLConf
 import org.apache.spark.sql.sources.Filter
 import org.apache.spark.sql.types.StructType
+import org.petastorm.spark.codec.DecodeLimits
 import org.petastorm.spark.format.DatasetMetadata
 import org.petastorm.spark.tensor.TensorUDT
 
@@ -48,16 +49,17 @@ class PetastormFileFormat extends ParquetFileFormat {
     factory
   }
 
-  private def readPlan(options: Map[String, String], conf: Configuration): ReadPlan = {
+  private def readPlan(sparkSession: SparkSession, options: Map[String, String], conf: Configuration): ReadPlan = {
     val petastormOptions = PetastormReadOptions(options)
     val schema = petastormOptions.path.flatMap(p => DatasetMetadata.readSchema(conf, new Path(p)))
-    ReadPlan(schema, petastormOptions.decode)
+    ReadPlan(schema, petastormOptions.decode,
+      petastormOptions.decodeLimits(DecodeLimits.fromConf(sparkSession.conf.getOption)))
   }
 
   override def inferSchema(sparkSession: SparkSession, options: Map[String, String],
                            files: Seq[FileStatus]): Option[StructType] =
     super.inferSchema(sparkSession, options, files)
-      .map(readPlan(options, sparkSession.sessionState.newHadoopConfWithOptions(options)).readSchema)
+      .map(readPlan(sparkSession, options, sparkSession.sessionState.newHadoopConfWithOptions(options)).readSchema)
 
   override def supportBatch(sparkSession: SparkSession, schema: StructType): Boolean =
     !schema.exists(f => f.dataType.isInstanceOf[TensorUDT] || f.metadata.contains("petastorm")) &&
@@ -66,7 +68,7 @@ class PetastormFileFormat extends ParquetFileFormat {
   override def buildReaderWithPartitionValues(sparkSession: SparkSession, dataSchema: StructType,
       partitionSchema: StructType, requiredSchema: StructType, filters: Seq[Filter], options: Map[String, String],
       hadoopConf: Configuration): PartitionedFile => Iterator[InternalRow] = {
-    val plan = readPlan(options, hadoopConf)
+    val plan = readPlan(sparkSession, options, hadoopConf)
     val storageRequired = plan.storageSchema(requiredSchema)
     val decoded = requiredSchema.fieldNames.filter(n => plan.storageType(requiredSchema(n)) != requiredSchema(n)).toSet
     val read = super.buildReaderWithPartitionValues(sparkSession, plan.storageSchema(dataSchema), partitionSchema,

@@ -5,6 +5,7 @@ import scala.jdk.CollectionConverters._
 import org.apache.spark.sql.catalyst.util.CaseInsensitiveMap
 import org.apache.spark.sql.types.StructType
 import org.apache.spark.sql.util.CaseInsensitiveStringMap
+import org.petastorm.spark.codec.DecodeLimits
 import org.petastorm.spark.format.FieldCodec
 import org.petastorm.spark.tensor.DType
 
@@ -21,6 +22,16 @@ object PetastormOptions {
   val Decode = "decode"
   /** Read: comma-separated column names or full-match regexes of the columns to read. Default: all. */
   val SchemaFields = "schemaFields"
+  /**
+   * Read: the most bytes an array cell may decode to, from its header (NPY shape x item size; a compressed
+   * ndarray's `arr.npy` member size). Default: the session conf `spark.petastorm.maxCellBytes`, else 512 MiB.
+   */
+  val MaxCellBytes: String = DecodeLimits.MaxCellBytes
+  /**
+   * Read: the most pixels (width x height, from the header) an image cell may have. Default: the session conf
+   * `spark.petastorm.maxImagePixels`, else 89,478,485 (Pillow's limit).
+   */
+  val MaxImagePixels: String = DecodeLimits.MaxImagePixels
   /** Write: Parquet row-group size in megabytes (`parquet.block.size`). Default: Parquet's. */
   val RowGroupSizeMB = "rowGroupSizeMB"
   /** Write, per column (`codec.<col>`): ndarray (the default), compressed_ndarray, png or jpeg[:quality]. */
@@ -45,6 +56,9 @@ object PetastormOptions {
       case e: NumberFormatException =>
         throw new IllegalArgumentException(s"Option $name = '$text': expected a number of megabytes such as 32 or 0.5", e)
     }
+
+  def parseLimit(name: String, text: String, unit: String): Long = DecodeLimits.parseLimit(text).getOrElse(
+    throw new IllegalArgumentException(s"Option $name = '$text': expected a positive whole number of $unit"))
 
   def parseShape(column: String, text: String): Seq[Int] = {
     val dims = text.split(",").map(_.trim).filter(_.nonEmpty).toSeq
@@ -75,8 +89,13 @@ object PetastormOptions {
     }
 }
 
-/** The read options, parsed. `path`: see [[PetastormOptions.Path]]. */
-final case class PetastormReadOptions(path: Option[String], decode: Boolean, schemaFields: Option[String]) {
+/** The read options, parsed. `path`: see [[PetastormOptions.Path]]; a limit not given is None. */
+final case class PetastormReadOptions(path: Option[String], decode: Boolean, schemaFields: Option[String],
+                                      maxCellBytes: Option[Long] = None, maxImagePixels: Option[Long] = None) {
+  /** The decode limits: the options given, else `defaults` (the session's, see [[DecodeLimits.fromConf]]). */
+  def decodeLimits(defaults: DecodeLimits): DecodeLimits =
+    DecodeLimits(maxCellBytes.getOrElse(defaults.maxCellBytes), maxImagePixels.getOrElse(defaults.maxImagePixels))
+
   /** The columns of `schema` that `schemaFields` names (all of them without the option). */
   def selectFields(schema: StructType): StructType = schemaFields match {
     case None => schema
@@ -95,7 +114,9 @@ object PetastormReadOptions {
 
   def apply(options: Map[String, String]): PetastormReadOptions = {
     val map = CaseInsensitiveMap(options)
-    PetastormReadOptions(map.get(Path), map.get(Decode).forall(parseBoolean(Decode, _)), map.get(SchemaFields))
+    PetastormReadOptions(map.get(Path), map.get(Decode).forall(parseBoolean(Decode, _)), map.get(SchemaFields),
+      map.get(MaxCellBytes).map(parseLimit(MaxCellBytes, _, "bytes")),
+      map.get(MaxImagePixels).map(parseLimit(MaxImagePixels, _, "pixels")))
   }
 
   def apply(options: CaseInsensitiveStringMap): PetastormReadOptions = apply(options.asCaseSensitiveMap.asScala.toMap)

@@ -11,11 +11,13 @@ import org.apache.spark.sql.execution.datasources.parquet.ParquetUtils
 import org.apache.spark.sql.execution.datasources.v2.FileTable
 import org.apache.spark.sql.types.{DataType, StructType}
 import org.apache.spark.sql.util.CaseInsensitiveStringMap
+import org.petastorm.spark.codec.DecodeLimits
 import org.petastorm.spark.format.DatasetMetadata
 
 /**
  * A Petastorm dataset as a Spark table: the schema comes from the Parquet files with encoded columns shown as
- * tensors (per the dataset's Unischema: JSON key, else the allow-listed legacy pickle, else plain Parquet).
+ * tensors (per the dataset's Unischema: JSON key, else the allow-listed legacy pickle, else plain Parquet), decoded
+ * under the decode limits of the read options, else of the session's confs.
  */
 case class PetastormTable(name: String, sparkSession: SparkSession, options: CaseInsensitiveStringMap,
                           paths: Seq[String], userSpecifiedSchema: Option[StructType],
@@ -28,7 +30,8 @@ case class PetastormTable(name: String, sparkSession: SparkSession, options: Cas
   lazy val readPlan: ReadPlan = {
     val conf = sparkSession.sessionState.newHadoopConfWithOptions(options.asCaseSensitiveMap.asScala.toMap)
     val schema = paths.headOption.flatMap(p => DatasetMetadata.readSchema(conf, new Path(p)))
-    ReadPlan(schema, petastormOptions.decode)
+    val limits = petastormOptions.decodeLimits(DecodeLimits.fromConf(sparkSession.conf.getOption))
+    ReadPlan(schema, petastormOptions.decode, limits)
   }
 
   override def inferSchema(files: Seq[FileStatus]): Option[StructType] =

@@ -6,6 +6,7 @@ import org.apache.hadoop.conf.Configuration
 import org.apache.parquet.hadoop.api.WriteSupport
 import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.execution.datasources.parquet.ParquetWriteSupport
+import org.petastorm.spark.codec.DecodeLimits
 
 /**
  * Spark's Parquet write support with the Petastorm codecs in front: each row's tensor columns are encoded into
@@ -15,7 +16,8 @@ class PetastormWriteSupport extends ParquetWriteSupport {
   private var encoder: RowEncoder = _
 
   override def init(configuration: Configuration): WriteSupport.WriteContext = {
-    encoder = WritePlan.fromConf(configuration).encoder()
+    // The job's configuration carries the session's SQL confs, the decode limits among them.
+    encoder = WritePlan.fromConf(configuration).encoder(DecodeLimits.fromConf(key => Option(configuration.get(key))))
     super.init(configuration)
   }
 

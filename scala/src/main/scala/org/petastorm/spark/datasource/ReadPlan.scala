@@ -5,16 +5,17 @@ import org.apache.spark.sql.catalyst.expressions.GenericInternalRow
 import org.apache.spark.sql.catalyst.util.{ArrayData, GenericArrayData}
 import org.apache.spark.sql.types._
 import org.apache.spark.unsafe.types.UTF8String
-import org.petastorm.spark.codec.{ImageCodec, Npy, NpyHeaderCache, Npz}
+import org.petastorm.spark.codec.{DecodeLimits, ImageCodec, Npy, NpyHeader, NpyHeaderCache, Npz}
 import org.petastorm.spark.format.{FieldCodec, Unischema, UnischemaField}
 import org.petastorm.spark.tensor.{DType, Tensor, TensorUDT}
 
 /**
  * How a dataset's stored columns become the columns Spark shows: encoded arrays (ndarray, compressed ndarray,
  * png, jpeg) turn into tensors — or nested string arrays for string matrices — and everything else stays as
- * Parquet stores it. With `decode=false` the encoded bytes are returned as they are.
+ * Parquet stores it. With `decode=false` the encoded bytes are returned as they are. Cells are checked against
+ * `limits` from their headers before they are decoded.
  */
-final case class ReadPlan(schema: Option[Unischema], decode: Boolean) {
+final case class ReadPlan(schema: Option[Unischema], decode: Boolean, limits: DecodeLimits = DecodeLimits.Default) {
   private def encoded(name: String): Option[UnischemaField] =
     if (decode) schema.flatMap(_.field(name)).filter(_.isEncodedArray) else None
 
@@ -34,7 +35,9 @@ final case class ReadPlan(schema: Option[Unischema], decode: Boolean) {
 
   /** Decodes the rows of one file read with `storage` (in that column order). */
   def decoder(storage: StructType, file: String): Option[RowDecoder] = {
-    val cells = storage.fields.zipWithIndex.flatMap { case (f, i) => encoded(f.name).map(u => i -> CellDecoder(u)) }
+    val cells = storage.fields.zipWithIndex.flatMap { case (f, i) =>
+      encoded(f.name).map(u => i -> CellDecoder(u, limits))
+    }
     if (cells.isEmpty) None else Some(new RowDecoder(storage, cells.toMap, file))
   }
 }
@@ -60,30 +63,49 @@ object ReadPlan {
 }
 
 /**
- * Decodes one encoded cell into its Catalyst value, checking it against the field's dtype and shape. One per
- * column of one reader (it remembers the last NPY header).
+ * Decodes one encoded cell into its Catalyst value, checking it against the field's dtype and shape and against
+ * `limits` (from its header, before it is decoded). One per column of one reader (it remembers the last NPY header).
  */
-final case class CellDecoder(field: UnischemaField) {
+final case class CellDecoder(field: UnischemaField, limits: DecodeLimits = DecodeLimits.Default) {
   private val fixed: Seq[Option[Int]] = field.shape
   private val headers = new NpyHeaderCache
+  private lazy val dtype = DType(field.dtype)
+  private var agreed: String = _ // the last stored descr found to be the field's dtype
 
   def apply(bytes: Array[Byte]): Any =
     if (field.isTextArray) textArray(bytes) else TensorUDT.write(tensor(bytes))
 
   private def tensor(bytes: Array[Byte]): Tensor = {
     val t = field.codec match {
-      case Some(FieldCodec.Ndarray) => Npy.decode(bytes, headers.header(bytes))
-      case Some(FieldCodec.CompressedNdarray) => Npz.decode(bytes)
-      case Some(_: FieldCodec.Image) => ImageCodec.decodeForField(bytes, fixed.map(_.getOrElse(-1)))
+      case Some(FieldCodec.Ndarray) => array(bytes, headers.header(bytes))
+      case Some(FieldCodec.CompressedNdarray) =>
+        val npy = Npz.member(bytes, limits)
+        array(npy, Npy.header(npy))
+      case Some(_: FieldCodec.Image) =>
+        val image = ImageCodec.decodeForField(bytes, fixed.map(_.getOrElse(-1)), limits)
+        checkStored(image.dtype.descr)
+        image
       case other => throw new IllegalStateException(s"no tensor codec $other")
-    }
-    val expected = DType(field.dtype)
-    if (t.dtype != expected) {
-      throw new IllegalArgumentException(s"holds ${t.dtype.name} data, the schema says ${expected.name}")
     }
     checkShape(t.shape)
     t
   }
+
+  /** An NPY array, its dtype checked from the header before it is decoded. */
+  private def array(bytes: Array[Byte], h: NpyHeader): Tensor = {
+    checkStored(h.descr)
+    Npy.decode(bytes, h, limits)
+  }
+
+  /** Cells hold the field's dtype: the same kind and item size (the byte order may differ). */
+  private def checkStored(descr: String): Unit = if (descr != agreed) {
+    val stored = scala.util.Try(DType(Npy.littleEndian(descr))).toOption
+    if (!stored.contains(dtype)) mismatch(stored.fold(descr)(_.name), dtype.name)
+    agreed = descr
+  }
+
+  private def mismatch(stored: String, declared: String): Nothing = throw new IllegalArgumentException(
+    s"the stored arrays are $stored, the field's dtype is $declared (the dataset's schema does not match its data)")
 
   private def checkShape(shape: Seq[Int]): Unit = {
     val matches = shape.length == fixed.length && shape.zip(fixed).forall { case (d, f) => f.forall(_ == d) }
@@ -94,7 +116,11 @@ final case class CellDecoder(field: UnischemaField) {
   }
 
   private def textArray(bytes: Array[Byte]): ArrayData = {
-    val (shape, values) = Npy.decodeStrings(bytes)
+    val h = headers.header(bytes)
+    // numpy's kinds: U (unicode) for a string field, S for a bytes field.
+    if (!h.descr.drop(1).startsWith(if (field.dtype == "string") "U" else "S")) mismatch(h.descr, field.dtype)
+    checkNesting(h.shape)
+    val (shape, values) = Npy.decodeStrings(bytes, h, limits)
     checkShape(shape)
     val leaves: Array[Any] =
       if (field.dtype == "string") values.map(v => UTF8String.fromString(v.asInstanceOf[String])) else values
@@ -106,6 +132,18 @@ final case class CellDecoder(field: UnischemaField) {
     }
     if (shape.isEmpty) throw new IllegalArgumentException("holds a 0-d string array, which Spark cannot show as an array")
     nest(shape, 0)
+  }
+
+  /**
+   * Spark shows a string matrix as nested arrays, one per index of every dimension but the last: counted at 16
+   * bytes each against `maxCellBytes`, so that a header such as shape (2147483647, 0) cannot make billions of them.
+   */
+  private def checkNesting(shape: Seq[Int]): Unit = {
+    val arrays = shape.dropRight(1).scanLeft(BigInt(1))(_ * _).sum
+    if (arrays * 16 > limits.maxCellBytes) {
+      throw limits.cellBytesError(s"the NPY header claims a string array of shape (${shape.mkString(", ")}), " +
+        s"$arrays nested arrays", arrays * 16)
+    }
   }
 }
 

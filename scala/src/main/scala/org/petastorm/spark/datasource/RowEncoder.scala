@@ -2,7 +2,7 @@ package org.petastorm.spark.datasource
 
 import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.catalyst.expressions.GenericInternalRow
-import org.petastorm.spark.codec.{ImageCodec, Npy, Npz}
+import org.petastorm.spark.codec.{DecodeLimits, ImageCodec, Npy, Npz}
 import org.petastorm.spark.format.FieldCodec
 import org.petastorm.spark.tensor.{Tensor, TensorExpressions, TensorUDT}
 
@@ -10,8 +10,9 @@ import org.petastorm.spark.tensor.{Tensor, TensorExpressions, TensorUDT}
  * Turns rows of the written DataFrame into rows of the plan's storage schema: tensor, vector and shaped array
  * cells become the bytes of their codec (NPY, NPZ, PNG or JPEG), image files are checked and kept as they are, and
  * other cells pass unchanged. Records the [[ColumnStats]] of the tensors it saw. One per writer: not thread-safe.
+ * Image files are decoded (for their dtype and shape) under `limits`.
  */
-final class RowEncoder(plan: WritePlan) {
+final class RowEncoder(plan: WritePlan, limits: DecodeLimits = DecodeLimits.Default) {
   private val columns = plan.columns.toArray
   private val types = columns.map(_.field.dataType)
   private var stats = Map.empty[String, ColumnStats]
@@ -47,7 +48,7 @@ final class RowEncoder(plan: WritePlan) {
         throw new IllegalArgumentException(s"codec.$expected expects ${expected.toUpperCase} files, got " +
           actual.map(_.toUpperCase).getOrElse(s"${bytes.length} bytes that are no image"))
       }
-      ImageCodec.decode(bytes) // the dtype and shape the Unischema records; the bytes are stored as they are
+      ImageCodec.decode(bytes, None, limits) // the dtype and shape the Unischema records; the bytes are stored as they are
     case TensorSource.VectorColumn =>
       val v = row.getStruct(i, 4)
       val values = v.getArray(3).toDoubleArray()

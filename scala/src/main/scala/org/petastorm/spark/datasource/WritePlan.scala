@@ -4,6 +4,7 @@ import org.apache.hadoop.conf.Configuration
 import org.apache.spark.sql.types._
 import org.json4s._
 import org.json4s.jackson.JsonMethods.{compact, parse, render}
+import org.petastorm.spark.codec.DecodeLimits
 import org.petastorm.spark.format.{FieldCodec, Unischema, UnischemaField}
 import org.petastorm.spark.tensor.{DType, TensorExpressions, TensorUDT}
 
@@ -57,7 +58,8 @@ final case class WritePlan(dataSchema: StructType, options: ColumnWriteOptions) 
 
   val storageSchema: StructType = StructType(columns.map(_.storage))
 
-  def encoder(): RowEncoder = new RowEncoder(this)
+  /** The encoder of one writer; image files are checked against `limits` before they are decoded. */
+  def encoder(limits: DecodeLimits = DecodeLimits.Default): RowEncoder = new RowEncoder(this, limits)
 
   /** The Unischema of the written dataset, given what the task writers observed. */
   def unischema(name: String, observed: Map[String, ColumnStats]): Unischema = Unischema(name, columns.map { c =>

@@ -32,6 +32,14 @@ object LegacyPickle {
     "BooleanType" -> BooleanType, "DateType" -> DateType, "TimestampType" -> TimestampType,
     "TimestampNTZType" -> TimestampNTZType, "NullType" -> NullType)
 
+  /** An integer from 0 to Int.MaxValue, read exactly: a dimension of 2^32 + 3 is refused, never read as 3. */
+  private def isDimension(n: Number): Boolean = n match {
+    case _: java.lang.Integer | _: java.lang.Long | _: java.math.BigInteger =>
+      val value = BigInt(n.toString)
+      value >= 0 && value <= Int.MaxValue
+    case _ => false
+  }
+
   private val Codecs = Set("ScalarCodec", "NdarrayCodec", "CompressedNdarrayCodec", "CompressedImageCodec")
 
   private val Allowed: Set[String] =
@@ -147,7 +155,7 @@ object LegacyPickle {
       val shape = f.args(2) match {
         case dims: Array[AnyRef] => dims.toSeq.map {
           case null => None
-          case n: Number => Some(n.intValue())
+          case n: Number if isDimension(n) => Some(n.intValue())
           case other => throw new RefusedPickleException(s"Field '$name': bad shape dimension $other")
         }
         case other => throw new RefusedPickleException(s"Field '$name': shape $other is not a tuple")

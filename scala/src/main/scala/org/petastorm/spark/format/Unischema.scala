@@ -100,8 +100,9 @@ object Unischema {
     val shape = item \ "shape" match {
       case JArray(dims) => dims.map {
         case JNull => None
-        case JInt(d) if d >= 0 => Some(d.toInt)
-        case other => bad(s"shape dimensions must be non-negative integers or null, got ${compact(render(other))}")
+        case JInt(d) if d >= 0 && d <= Int.MaxValue => Some(d.toInt) // never read modulo 2^32
+        case other => bad(s"shape dimensions must be integers from 0 to ${Int.MaxValue} or null, got " +
+          compact(render(other)))
       }
       case other => bad(s"shape must be a list, got ${compact(render(other))}")
     }

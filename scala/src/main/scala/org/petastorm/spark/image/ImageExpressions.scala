@@ -8,20 +8,25 @@ import org.apache.spark.sql.catalyst.analysis.TypeCheckResult
 import org.apache.spark.sql.catalyst.expressions.{Expression, UnaryExpression}
 import org.apache.spark.sql.catalyst.expressions.codegen.CodegenFallback
 import org.apache.spark.sql.types.{BinaryType, DataType, StringType}
-import org.petastorm.spark.codec.ImageCodec
+import org.petastorm.spark.codec.{DecodeLimits, ImageCodec}
 import org.petastorm.spark.tensor.{TensorExpressions, TensorUDT}
 
-/** Decoding shared by `load_image` and `decode_image`: channel conversion, then the optional resize. */
+/**
+ * Decoding shared by `load_image` and `decode_image`: channel conversion, then the optional resize. An image whose
+ * header claims more pixels than `limits` allow fails like an undecodable one (see [[OnImageError]]).
+ */
 private[image] trait ImageDecoding extends Expression {
   def size: Option[(Int, Int)]
   def channels: Option[Int]
   def onError: OnImageError
+  /** The decode limits of the session that analysed the query. */
+  def limits: DecodeLimits
 
   override def dataType: DataType = TensorUDT()
   override def nullable: Boolean = true
 
   protected def decoded(bytes: Array[Byte]): InternalRow = {
-    val image = ImageCodec.decode(bytes, channels)
+    val image = ImageCodec.decode(bytes, channels, limits)
     TensorUDT.write(size.fold(image) { case (height, width) => ImageResize.resize(image, height, width) })
   }
 }
@@ -29,14 +34,15 @@ private[image] trait ImageDecoding extends Expression {
 /**
  * `load_image(path[, height, width[, channels]])`: the image file at `path`, read through Hadoop's FileSystem with
  * the session's Hadoop configuration, as a uint8 (uint16 for 16-bit PNG) tensor of shape `(H, W, C)`, optionally
- * converted to `channels` and resized. A null path gives null; an unreadable file or undecodable bytes are handled
- * by `onError`.
+ * converted to `channels` and resized. A null path gives null; an unreadable file, undecodable bytes or an image over
+ * the decode limits are handled by `onError`.
  */
 case class LoadImage(
     child: Expression,
     size: Option[(Int, Int)],
     channels: Option[Int],
     onError: OnImageError,
+    limits: DecodeLimits,
     hadoopConf: SessionHadoopConf) extends UnaryExpression with ImageDecoding with CodegenFallback {
 
   override def checkInputDataTypes(): TypeCheckResult = child.dataType match {
@@ -71,10 +77,11 @@ case class LoadImage(
 
 /**
  * `decode_image(bytes[, height, width[, channels]])`: PNG, JPEG, BMP or GIF bytes as an image tensor, like
- * [[LoadImage]]. Null bytes give null; undecodable bytes are handled by `onError`.
+ * [[LoadImage]]. Null bytes give null; undecodable bytes or an image over the decode limits are handled by
+ * `onError`.
  */
-case class DecodeImage(child: Expression, size: Option[(Int, Int)], channels: Option[Int], onError: OnImageError)
-  extends UnaryExpression with ImageDecoding with CodegenFallback {
+case class DecodeImage(child: Expression, size: Option[(Int, Int)], channels: Option[Int], onError: OnImageError,
+                       limits: DecodeLimits) extends UnaryExpression with ImageDecoding with CodegenFallback {
 
   override def checkInputDataTypes(): TypeCheckResult = child.dataType match {
     case BinaryType => TypeCheckResult.TypeCheckSuccess

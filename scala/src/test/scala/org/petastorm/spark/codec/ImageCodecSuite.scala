@@ -189,4 +189,36 @@ class ImageCodecSuite extends AnyFunSuite {
     val decoded = Future.sequence((1 to 8).map(_ => Future(encoded.map(ImageCodec.decode(_))))).map(_.distinct)
     assert(Await.result(decoded, 60.seconds) == Seq(images))
   }
+
+  test("an image header claiming more than maxImagePixels is refused before pixels are allocated: PNG and JPEG") {
+    val hint = "raise it with the read option maxImagePixels or the session conf spark.petastorm.maxImagePixels if " +
+      "the data really needs it"
+    for ((bytes, claim) <- Seq(
+      CraftedCells.pngClaiming(30000, 30000) -> "30000 x 30000 = 900,000,000",
+      CraftedCells.pngClaiming(16000, 16000) -> "16000 x 16000 = 256,000,000",
+      CraftedCells.jpegClaiming(30000, 30000) -> "30000 x 30000 = 900,000,000")) {
+      assert(bytes.length < 1000)
+      assert(intercept[DecodeLimitException](ImageCodec.decode(bytes)).getMessage == s"the image's header claims " +
+        s"$claim pixels, over the limit of 89,478,485 (maxImagePixels); $hint")
+    }
+    // PNG widths are unsigned 32-bit.
+    assert(intercept[DecodeLimitException](ImageCodec.decode(CraftedCells.pngClaiming(-1, 2))).getMessage
+      .startsWith("the image's header claims 4294967295 x 2 = 8,589,934,590 pixels"))
+    assert(intercept[DecodeLimitException](ImageCodec.decodeForField(CraftedCells.pngClaiming(30000, 30000),
+      Seq(-1, -1, 3))).getMessage.contains("30000 x 30000"))
+  }
+
+  test("maxImagePixels bounds every format, through the PNG fast path or ImageIO's header") {
+    val rgb = write(rgbImage(BufferedImage.TYPE_INT_RGB), "png")
+    val grey16 = write(greyImage(BufferedImage.TYPE_USHORT_GRAY, (x, y) => x * y), "png")
+    val jpeg = ImageCodec.encode(Tensor(DType.UInt8, Seq(h, w, 3), new Array[Byte](h * w * 3)), "jpeg")
+    for (bytes <- Seq(rgb, grey16, jpeg, write(rgbImage(BufferedImage.TYPE_3BYTE_BGR), "bmp"),
+      write(rgbImage(BufferedImage.TYPE_INT_RGB), "gif"))) {
+      val format = ImageCodec.formatOf(bytes).get
+      assert(ImageCodec.decode(bytes, None, DecodeLimits(maxImagePixels = h * w)).shape.take(2) == Seq(h, w), format)
+      val e = intercept[DecodeLimitException](ImageCodec.decode(bytes, None, DecodeLimits(maxImagePixels = h * w - 1)))
+      assert(e.getMessage.startsWith(s"the image's header claims $w x $h = ${w * h} pixels, over the limit of " +
+        s"${w * h - 1} (maxImagePixels)"), format)
+    }
+  }
 }

@@ -131,4 +131,89 @@ class NpySuite extends AnyFunSuite {
     assert(intercept[IllegalArgumentException](Npz.decode(buffer.toByteArray)).getMessage ==
       "compressed ndarray member is 'other.npy', expected 'arr.npy'")
   }
+
+  private val cellBytesHint =
+    "raise it with the read option maxCellBytes or the session conf spark.petastorm.maxCellBytes if the data really needs it"
+
+  test("an NPY header claiming more than maxCellBytes is refused before anything is allocated") {
+    val huge = CraftedCells.hugeNpy
+    assert(huge.length == 128 + 16)
+    assert(intercept[DecodeLimitException](Npy.decode(huge)).getMessage == "the NPY header claims an array of " +
+      s"2,000,000,000 bytes, over the limit of 536,870,912 (maxCellBytes); $cellBytesHint")
+    val t = Tensor.fromFloats(Seq(2, 3), Array.fill(6)(1f))
+    val bytes = Npy.encode(t)
+    assert(Npy.decode(bytes, Npy.header(bytes), DecodeLimits(maxCellBytes = 24)) == t)
+    assert(intercept[DecodeLimitException](Npy.decode(bytes, Npy.header(bytes), DecodeLimits(maxCellBytes = 23)))
+      .getMessage.startsWith("the NPY header claims an array of 24 bytes, over the limit of 23 (maxCellBytes)"))
+    val strings = npy("{'descr': '<U3', 'fortran_order': False, 'shape': (1000000000,), }", new Array[Byte](12))
+    assert(intercept[DecodeLimitException](Npy.decodeStrings(strings)).getMessage
+      .startsWith("the NPY header claims an array of 12,000,000,000 bytes, over the limit of 536,870,912"))
+    assert(intercept[IllegalArgumentException](DecodeLimits(maxCellBytes = 0)).getMessage
+      .contains("maxCellBytes must be positive, got 0"))
+  }
+
+  test("shape dimensions are read with 64-bit arithmetic: none is read modulo 2^32, no element count overflows") {
+    def header(shape: String) = Npy.header(npy(s"{'descr': '<f4', 'fortran_order': False, 'shape': $shape, }", Array()))
+    def message(shape: String) = intercept[IllegalArgumentException](header(shape)).getMessage
+    assert(message("(4294967299,)") ==
+      "NPY header shape (4294967299,) has a dimension of 4294967299, more than a JVM array holds (2147483647)")
+    assert(message("(2147483647, 2147483647, 2147483647)") ==
+      "NPY header shape (2147483647, 2147483647, 2147483647) has more elements than a 64-bit count holds")
+    assert(message("(3, -1)") == "NPY header shape (3, -1) has a dimension '-1' that is not a non-negative integer")
+    assert(header("(2147483647, 2147483647, 0)").elementCount == 0)
+    assert(header("(2147483647L, 3L)").elementCount == 3L * Int.MaxValue)
+    // Versions 2 and 3 store the header length in 4 bytes: lengths of 2^31 and more are lengths, not negative.
+    for ((version, length) <- Seq(2 -> Array[Byte](-1, -1, -1, -1), 3 -> Array[Byte](0, 0, 0, -128))) {
+      val bytes = Magic ++ Array[Byte](version.toByte, 0) ++ length ++ "{}".getBytes(ISO_8859_1)
+      val needs = 12 + (ByteBuffer.wrap(length).order(ByteOrder.LITTLE_ENDIAN).getInt & 0xffffffffL)
+      assert(intercept[IllegalArgumentException](Npy.decode(bytes)).getMessage ==
+        s"truncated NPY header: needs $needs bytes, got 14")
+    }
+    // Strings of no width would make elements out of no data.
+    assert(intercept[IllegalArgumentException](Npy.decodeStrings(npy("{'descr': '|S0', 'fortran_order': False, " +
+      "'shape': (2000000000,), }", Array()))).getMessage == "NPY data of descr '|S0' is not a string or bytes array")
+  }
+
+  test("a ZIP bomb (1 GiB from 1 MB) is refused from its central directory, before anything is inflated") {
+    val bomb = CraftedCells.npzBomb
+    assert(bomb.length < 1100000)
+    // It is a real one: its DEFLATE data inflates to the NPY header, then zeros.
+    val inflater = new java.util.zip.Inflater(true)
+    inflater.setInput(bomb, 30 + Npz.Member.length, bomb.length - 30 - Npz.Member.length)
+    val start = new Array[Byte](1 << 20)
+    assert(inflater.inflate(start) == start.length && !inflater.finished())
+    inflater.end()
+    assert(Npy.header(start).shape == Seq(CraftedCells.BombElements) && start.drop(128).forall(_ == 0))
+    assert(intercept[DecodeLimitException](Npz.decode(bomb)).getMessage == "the ZIP directory claims a member " +
+      s"'arr.npy' of 1,073,741,952 bytes, over the limit of 536,870,912 (maxCellBytes); $cellBytesHint")
+    // A ZIP64 directory entry states its sizes in an extra field.
+    val npyBytes = Npy.encode(Tensor.fromFloats(Seq(1000), Array.fill(1000)(0.5f)))
+    val data = CraftedCells.deflate(npyBytes)
+    val crc = CraftedCells.crc32(npyBytes)
+    assert(intercept[DecodeLimitException](Npz.decode(CraftedCells.zip(data, crc, 5L << 30, zip64 = true)))
+      .getMessage.startsWith("the ZIP directory claims a member 'arr.npy' of 5,368,709,120 bytes"))
+    assert(Npz.decode(CraftedCells.zip(data, crc, npyBytes.length, zip64 = true)).toFloatArray.forall(_ == 0.5f))
+    assert(intercept[DecodeLimitException](Npz.decode(Npz.encode(Npy.decode(npyBytes)), DecodeLimits(maxCellBytes = 4000)))
+      .getMessage.startsWith("the ZIP directory claims a member 'arr.npy' of 4,128 bytes, over the limit of 4,000"))
+  }
+
+  test("a member is inflated to the size its directory entry states, never further, and its CRC is checked") {
+    val npyBytes = Npy.encode(Tensor.fromFloats(Seq(1000), Array.fill(1000)(0f)))
+    val (data, crc, size) = (CraftedCells.deflate(npyBytes), CraftedCells.crc32(npyBytes), npyBytes.length)
+    assert(Npz.decode(CraftedCells.zip(data, crc, size)).shape == Seq(1000))
+    def message(bytes: Array[Byte]) = intercept[IllegalArgumentException](Npz.decode(bytes)).getMessage
+    assert(message(CraftedCells.zip(data, crc, 200)) ==
+      "malformed ZIP archive: member 'arr.npy' inflates past the 200 bytes its directory entry states")
+    assert(message(CraftedCells.zip(data, crc, size + 1)) ==
+      s"malformed ZIP archive: member 'arr.npy' inflates to $size bytes, its directory entry states ${size + 1}")
+    assert(message(CraftedCells.zip(data, crc ^ 1, size)) == "malformed ZIP archive: member 'arr.npy' fails its CRC check")
+    assert(message(CraftedCells.zip(data.take(data.length / 2), crc, size)).startsWith(
+      "malformed ZIP archive: member 'arr.npy' inflates to "))
+    val stored = new java.io.ByteArrayOutputStream()
+    val zip = new java.util.zip.ZipOutputStream(stored)
+    val entry = new java.util.zip.ZipEntry("arr.npy")
+    entry.setMethod(java.util.zip.ZipEntry.STORED); entry.setSize(size); entry.setCrc(crc)
+    zip.putNextEntry(entry); zip.write(npyBytes); zip.close()
+    assert(Npz.decode(stored.toByteArray).shape == Seq(1000))
+  }
 }

@@ -58,4 +58,13 @@ class PngFastPathSuite extends AnyFunSuite {
     assert(PngFastPath.decode(png.take(png.length / 2)).isEmpty)
     assert(PngFastPath.decode(Array[Byte](1, 2, 3)).isEmpty)
   }
+
+  test("an IHDR claiming more than maxImagePixels is refused before anything is allocated, not left to ImageIO") {
+    val png = ImageCodec.encode(image(8, 8, 3, smooth = true), "png")
+    assert(PngFastPath.decode(png, DecodeLimits(maxImagePixels = 64)).isDefined)
+    assert(intercept[DecodeLimitException](PngFastPath.decode(png, DecodeLimits(maxImagePixels = 63))).getMessage
+      .startsWith("the image's header claims 8 x 8 = 64 pixels, over the limit of 63 (maxImagePixels)"))
+    assert(intercept[DecodeLimitException](PngFastPath.decode(CraftedCells.pngClaiming(16000, 16000))).getMessage
+      .startsWith("the image's header claims 16000 x 16000 = 256,000,000 pixels, over the limit of 89,478,485"))
+  }
 }

@@ -4,6 +4,7 @@ import scala.jdk.CollectionConverters._
 
 import org.apache.spark.sql.types._
 import org.apache.spark.sql.util.CaseInsensitiveStringMap
+import org.petastorm.spark.codec.DecodeLimits
 import org.petastorm.spark.format.FieldCodec
 import org.petastorm.spark.tensor.{DType, TensorUDT}
 import org.scalatest.funsuite.AnyFunSuite
@@ -14,8 +15,24 @@ class PetastormOptionsSuite extends AnyFunSuite {
 
   test("the option names") {
     import PetastormOptions._
-    assert(Seq(Path, Decode, SchemaFields, RowGroupSizeMB, Codec, Shape, DTypeOption) ==
-      Seq("path", "decode", "schemaFields", "rowGroupSizeMB", "codec", "shape", "dtype"))
+    assert(Seq(Path, Decode, SchemaFields, MaxCellBytes, MaxImagePixels, RowGroupSizeMB, Codec, Shape, DTypeOption) ==
+      Seq("path", "decode", "schemaFields", "maxCellBytes", "maxImagePixels", "rowGroupSizeMB", "codec", "shape", "dtype"))
+  }
+
+  test("read options maxCellBytes and maxImagePixels: positive whole numbers, else the defaults given") {
+    val options = PetastormReadOptions(Map("MAXCELLBYTES" -> "1024", "maxImagePixels" -> " 100 "))
+    assert(options.maxCellBytes.contains(1024L) && options.maxImagePixels.contains(100L))
+    assert(options.decodeLimits(DecodeLimits.Default) == DecodeLimits(1024, 100))
+    val defaults = DecodeLimits(maxCellBytes = 5000, maxImagePixels = 600)
+    assert(PetastormReadOptions(Map("maxImagePixels" -> "7")).decodeLimits(defaults) == DecodeLimits(5000, 7))
+    assert(PetastormReadOptions(Map.empty[String, String]).decodeLimits(DecodeLimits.Default) ==
+      DecodeLimits(512L * 1024 * 1024, 89478485L))
+    for (bad <- Seq("0", "-5", "1.5", "512m", "")) {
+      assert(error(PetastormReadOptions(Map("maxCellBytes" -> bad))) ==
+        s"Option maxCellBytes = '$bad': expected a positive whole number of bytes")
+    }
+    assert(error(PetastormReadOptions(Map("maxImagePixels" -> "many"))) ==
+      "Option maxImagePixels = 'many': expected a positive whole number of pixels")
   }
 
   test("read options: defaults, names in any case, from either kind of options map") {

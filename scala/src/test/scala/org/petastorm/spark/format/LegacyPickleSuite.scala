@@ -108,4 +108,13 @@ class LegacyPickleSuite extends AnyFunSuite {
     assert(intercept[IllegalArgumentException](LegacyPickle.writeUnischema(schema)).getMessage ==
       "Spark type map<string,string> has no legacy pickle form")
   }
+
+  test("shape dimensions are read exactly: 2^32 + 3 and negative ones are refused, never read modulo 2^32") {
+    val schema = Unischema("S", Seq(UnischemaField("a", "float32", Seq(Some(1234567)), Some(FieldCodec.Ndarray), false)))
+    val pickle = new String(LegacyPickle.writeUnischema(schema), ISO_8859_1)
+    assert(pickle.contains("I1234567\n") && LegacyPickle.readUnischema(pickle.getBytes(ISO_8859_1)) == schema)
+    for ((opcode, dim) <- Seq("I4294967299\n" -> "4294967299", "L4294967299L\n" -> "4294967299", "I-1\n" -> "-1")) {
+      assert(refusal(pickle.replace("I1234567\n", opcode)) == s"Field 'a': bad shape dimension $dim", opcode)
+    }
+  }
 }

@@ -7,7 +7,7 @@ import org.apache.spark.sql.{AnalysisException, DataFrame, Row}
 import org.apache.spark.sql.functions.length
 import org.apache.spark.sql.types.{StructField, StructType}
 import org.petastorm.spark.LocalSpark
-import org.petastorm.spark.codec.ImageCodec
+import org.petastorm.spark.codec.{CraftedCells, DecodeLimits, ImageCodec}
 import org.petastorm.spark.functions._
 import org.petastorm.spark.tensor.{DType, Tensor, TensorUDT}
 import org.scalatest.funsuite.AnyFunSuite
@@ -160,5 +160,47 @@ class ImageFunctionsSuite extends AnyFunSuite with LocalSpark {
       .collect()).contains("encode_image: the quality must be 1 to 100, got 0"))
     assert(failure(spark.sql("SELECT encode_image(array_to_tensor(array(1.0D), array(1, 1)), 'png')").collect())
       .contains("encode_image: Cannot encode a float64 tensor as png"))
+  }
+
+  test("an image whose header claims 30000 x 30000 pixels: null and counted by default, a clear error with fail") {
+    val huge = tempDir("petastorm-huge").resolve("huge.png")
+    Files.write(huge, CraftedCells.pngClaiming(30000, 30000))
+    val hugePath = huge.toUri.toString
+    val claim = "the image's header claims 30000 x 30000 = 900,000,000 pixels, over the limit of 89,478,485 " +
+      "(maxImagePixels); raise it with the read option maxImagePixels or the session conf " +
+      "spark.petastorm.maxImagePixels if the data really needs it"
+    val bytes = Seq(CraftedCells.pngClaiming(30000, 30000)).toDF("b")
+    val before = ImageFailures.count(spark)
+    assert(first(bytes.select(decode_image($"b"))) == null && ImageFailures.count(spark) - before == 1)
+    assert(first(Seq(hugePath).toDF("p").select(load_image($"p"))) == null && ImageFailures.count(spark) - before == 2)
+    withOnError("fail") {
+      assert(failure(bytes.select(decode_image($"b", 4, 4)).collect()).contains(
+        s"decode_image: cannot decode image bytes: $claim"))
+      assert(failure(Seq(hugePath).toDF("p").select(load_image($"p")).collect()).contains(
+        s"load_image: cannot decode '$hugePath': $claim"))
+    }
+    assert(!spark.sparkContext.isStopped && spark.range(10).selectExpr("sum(id)").head().getLong(0) == 45)
+  }
+
+  test("spark.petastorm.maxImagePixels, read when the query is analysed, is the limit of both functions") {
+    val png = ImageCodec.encode(image(6, 8, 3, 3), "png")
+    def decoded = Seq(png).toDF("b").select(decode_image($"b"))
+    def withLimit[T](value: String)(body: => T): T = {
+      spark.conf.set(DecodeLimits.MaxImagePixelsConf, value)
+      try body finally spark.conf.unset(DecodeLimits.MaxImagePixelsConf)
+    }
+    withOnError("fail") {
+      withLimit("47") {
+        assert(failure(decoded.collect()).contains("decode_image: cannot decode image bytes: the image's header " +
+          "claims 8 x 6 = 48 pixels, over the limit of 47 (maxImagePixels)"))
+        assert(failure(spark.sql(s"SELECT load_image('${path("a.png")}')").collect()).contains(
+          s"load_image: cannot decode '${path("a.png")}': the image's header claims 8 x 6 = 48 pixels"))
+      }
+      assert(withLimit("48")(first(decoded)) == image(6, 8, 3, 3))
+      withLimit("lots") {
+        assert(failure(decoded.collect()).contains(
+          "decode_image: spark.petastorm.maxImagePixels = 'lots': expected a positive whole number of pixels"))
+      }
+    }
   }
 }
