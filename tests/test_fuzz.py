@@ -104,3 +104,22 @@ def test_mutations_are_seeded():
     assert fuzz_cases.mutate(data, random.Random(5)) == fuzz_cases.mutate(data, random.Random(5))
     assert len({fuzz_cases.mutate(data, random.Random(s)) for s in range(20)}) > 15
     assert zipfile.is_zipfile(io.BytesIO(_seed("npz")))
+
+
+@pytest.mark.parametrize("state", [(3, "<", None, None, None, 2 ** 31 - 1, 8, 0),
+                                   (3, "|", None, ("a", "b"), {"a": (np.dtype("f4"), 0), "b": (np.dtype("f4"), 2 ** 62)},
+                                    8, 4, 16),
+                                   (4, "<", None, None, None, -1, -1, 0, (None, (b"zz", 7, 1, 1)))])
+def test_a_crafted_dtype_state_is_refused(state):
+    """numpy trusts the state a pickle hands ``dtype.__setstate__`` (item size, fields, offsets): such dtypes read
+    out of bounds when used, so only a dtype's plain state (any byte order) is loaded."""
+    from petastorm.errors import PetastormMetadataError
+    from petastorm.etl.legacy_pickle import safe_loads
+
+    base = "M8" if state[0] == 4 else "f4"
+    data = (b"\x80\x02cnumpy\ndtype\nX" + len(base).to_bytes(4, "little") + base.encode() + b"\x89\x88\x87R"
+            + pickle.dumps(state, protocol=2)[2:-1] + b"b.")
+    with pytest.raises(PetastormMetadataError, match="only plain dtypes"):
+        safe_loads(data)
+    for legit in ("<f4", ">i8", "M8[ns]", "m8[s]", "U3", "?"):
+        assert safe_loads(pickle.dumps(np.dtype(legit), protocol=2)) == np.dtype(legit)

@@ -157,6 +157,23 @@ def _safe_reconstructor(cls: Any, base: Any, state: Any) -> Any:
     return copyreg._reconstructor(cls, base, state)
 
 
+_TIME_UNITS = {u.encode() for u in ("Y", "M", "W", "D", "h", "m", "s", "ms", "us", "ns", "ps", "fs", "as", "generic")}
+
+
+def _check_dtype_state(dtype: np.dtype, state: Any) -> None:
+    """A pickled dtype's ``__setstate__`` state must be the plain one of its type (any byte order): numpy trusts the
+    item size, alignment, fields and flags it is handed, and a crafted state yields dtypes that read out of bounds."""
+    expected = dtype.__reduce__()[2]
+    plain = isinstance(state, tuple) and len(state) == len(expected) and state[0] == expected[0] and \
+        state[1] in ("<", ">", "|", "=") and state[2:8] == expected[2:8]
+    if plain and len(state) > 8:  # datetime64 / timedelta64: (None, (unit, count, 1, 1)) with a known unit
+        unit = state[8][1] if isinstance(state[8], tuple) and len(state[8]) == 2 else None
+        plain = isinstance(unit, tuple) and len(unit) == 4 and unit[0] in _TIME_UNITS and unit[1:] == (1, 1, 1)
+    if not plain:
+        raise PetastormMetadataError(f"Refused the pickled state {state!r} of dtype {dtype}: only plain dtypes "
+                                     f"are loaded")
+
+
 class _SafeUnpickler(pickle._Unpickler):
     """Pure-Python unpickler (so that BUILD can be checked) resolving only allow-listed globals."""
 
@@ -170,6 +187,8 @@ class _SafeUnpickler(pickle._Unpickler):
         if isinstance(inst, (type, types.FunctionType, types.BuiltinFunctionType)) or not _is_allowed_instance(inst):
             raise PetastormMetadataError(f"Refused to set the state of {inst!r}: only instances of allow-listed "
                                          f"classes are built")
+        if isinstance(inst, np.dtype):
+            _check_dtype_state(inst, self.stack[-1])
         super().load_build()
 
     dispatch[pickle.BUILD[0]] = load_build
