@@ -30,8 +30,9 @@ def _crafted():
     npy = _seed("npy")
     header_end = npy.index(b"}") + 1
     cases = {
-        "npy: header numpy's parser cannot tokenize": npy[:10] + b"{'descr': '<f4', 'fortran_order': False, 'shape': (2,"
-                                                      + b" " * (header_end - 10 - 50) + npy[header_end:],
+        "npy: header numpy's parser cannot tokenize":
+            npy[:10] + b"{'descr': '<f4', 'fortran_order': False, 'shape': (2," + b" " * (header_end - 10 - 50)
+            + npy[header_end:],
         "npy: descr numpy's dtype parser cannot read": npy.replace(b"'<f4'", b"',,,'"),
         "png: empty cell": b"",
         "jpeg: empty cell": b"",
@@ -107,8 +108,8 @@ def test_mutations_are_seeded():
 
 
 @pytest.mark.parametrize("state", [(3, "<", None, None, None, 2 ** 31 - 1, 8, 0),
-                                   (3, "|", None, ("a", "b"), {"a": (np.dtype("f4"), 0), "b": (np.dtype("f4"), 2 ** 62)},
-                                    8, 4, 16),
+                                   (3, "|", None, ("a", "b"),
+                                    {"a": (np.dtype("f4"), 0), "b": (np.dtype("f4"), 2 ** 62)}, 8, 4, 16),
                                    (4, "<", None, None, None, -1, -1, 0, (None, (b"zz", 7, 1, 1)))])
 def test_a_crafted_dtype_state_is_refused(state):
     """numpy trusts the state a pickle hands ``dtype.__setstate__`` (item size, fields, offsets): such dtypes read

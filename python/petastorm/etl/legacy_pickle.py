@@ -284,7 +284,8 @@ def check_loaded_unischema(schema: Any, what: str) -> None:
         if not isinstance(field.nullable, (bool, np.bool_)):
             raise bad(f"field {name!r} has the nullability {field.nullable!r}, expected a bool")
         codec, state = field.codec, getattr(field.codec, "__dict__", {})
-        needed = {ScalarCodec: ("_spark_type",), CompressedImageCodec: ("_image_codec", "_quality")}.get(type(codec), ())
+        needed = {ScalarCodec: ("_spark_type",),
+                  CompressedImageCodec: ("_image_codec", "_quality")}.get(type(codec), ())
         if codec is not None and (not isinstance(codec, DataframeColumnCodec) or any(k not in state for k in needed)):
             raise bad(f"field {name!r} has the codec {type(codec).__name__} without its state")
         if isinstance(codec, CompressedImageCodec) and codec._image_codec not in (".png", ".jpeg"):
