@@ -182,3 +182,41 @@ def test_python_reads_every_dtype_and_shape_spark_wrote(spark, tmp_path, codec):
             value = getattr(got[row[0]], name)
             assert value.dtype == expected.dtype and value.shape == expected.shape, name
             np.testing.assert_array_equal(value, expected)
+
+
+def test_a_failed_append_changes_nothing_python_reads(spark, tmp_path):
+    """Appending float64 tensors to a float32 (2, 3) dataset fails before any of its files is moved in: the Python
+    reader reads exactly the old rows, and a valid append then adds its rows."""
+    schema = StructType([StructField("id", IntegerType(), False), StructField("t", TensorUDT(), False)])
+
+    def frame(ids, dtype):
+        return spark.createDataFrame([(i, as_tensor(np.full((2, 3), i, dtype))) for i in ids], schema).repartition(4)
+
+    def ids_read(url):
+        with make_batch_reader(url) as reader:
+            return sorted(int(i) for batch in reader for i in batch.id)
+
+    url = f"file://{tmp_path / 'appended'}"
+    frame(range(40), np.float32).write.format("petastorm").save(url)
+    with pytest.raises(Exception) as failed:
+        frame(range(100, 110), np.float64).write.mode("append").format("petastorm").save(url)
+    assert ("Column 't': the dataset stores float32 tensors of shape (2, 3); this row holds a float64 tensor of "
+            "shape (2, 3)") in str(failed.value)
+    assert ids_read(url) == list(range(40))
+    frame(range(40, 50), np.float32).write.mode("append").format("petastorm").save(url)
+    assert ids_read(url) == list(range(50))
+
+
+def test_a_null_in_a_non_nullable_column_fails_the_write_naming_it(spark, tmp_path):
+    """With verifySchema=False (what tensors need), Spark would store a null in a non-nullable int as 0 and fail on a
+    null tensor with a NullPointerException naming no column."""
+    schema = StructType([StructField("id", IntegerType(), False), StructField("n", IntegerType(), False),
+                         StructField("t", TensorUDT(), False)])
+    cases = {"n": [(0, 1, as_tensor(np.zeros(2, np.float32))), (1, None, as_tensor(np.ones(2, np.float32)))],
+             "t": [(0, 1, as_tensor(np.zeros(2, np.float32))), (1, 2, None)]}
+    for column, rows in cases.items():
+        df = spark.createDataFrame(rows, schema, verifySchema=False)
+        with pytest.raises(Exception) as failed:
+            df.write.format("petastorm").save(str(tmp_path / column))
+        assert f"Column '{column}' holds a null, but its type says it cannot" in str(failed.value)
+        assert not (tmp_path / column).exists()

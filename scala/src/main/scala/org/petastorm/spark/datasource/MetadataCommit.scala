@@ -5,28 +5,37 @@ import java.nio.charset.StandardCharsets.UTF_8
 import org.apache.hadoop.conf.Configuration
 import org.apache.hadoop.fs.Path
 import org.apache.parquet.hadoop.ParquetFileReader
+import org.apache.parquet.hadoop.metadata.ParquetMetadata
 import org.apache.parquet.hadoop.util.HadoopInputFile
 import org.petastorm.spark.format.{DatasetMetadata, LegacyPickle, Unischema}
 
 /**
  * Writes a dataset's `_common_metadata` at job commit from the footers of its data files: row-group counts, and the
- * Unischema with fixed dimensions where every file agrees (each writer recorded what it saw; no pass over data).
+ * Unischema with fixed dimensions where every file agrees (each writer recorded what it saw; no pass over data). An
+ * append keeps the dataset's Unischema as it is (its rows were checked against it). [[checkStaged]] checks, before
+ * the job's files are moved in, that their statistics merge into one Unischema.
  */
 object MetadataCommit {
   private val SparkRowMetadata = "org.apache.spark.sql.parquet.row.metadata"
 
+  /**
+   * Fails, naming the column, when the job's new data files (still in the staging folder) hold a tensor column of two
+   * dtypes or ranks, counting in an append the stored schema's.
+   */
+  def checkStaged(conf: Configuration, files: Seq[Path]): Unit = {
+    val plan = WritePlan.fromConf(conf)
+    ColumnStats.mergeAll(files.filter(_.getName.endsWith(".parquet")).map(f => stats(footer(conf, f))) ++
+      plan.stored.toSeq.map(previousStats))
+  }
+
   def write(conf: Configuration, root: Path): Unit = {
     val plan = WritePlan.fromConf(conf)
     val existing = DatasetMetadata.readSchema(conf, root)
-    val footers = DatasetMetadata.dataFiles(conf, root).map { status =>
-      val reader = ParquetFileReader.open(HadoopInputFile.fromPath(status.getPath, conf))
-      try status.getPath -> reader.getFooter finally reader.close()
+    val footers = DatasetMetadata.dataFiles(conf, root).map(status => status.getPath -> footer(conf, status.getPath))
+    val schema = plan.stored.getOrElse {
+      val observed = ColumnStats.mergeAll(footers.map { case (_, f) => stats(f) } ++ existing.toSeq.map(previousStats))
+      plan.unischema(existing.map(_.name).getOrElse("PetastormSchema"), observed)
     }
-    val observed = ColumnStats.mergeAll(footers.map { case (_, footer) =>
-      Option(footer.getFileMetaData.getKeyValueMetaData.get(ColumnStats.FooterKey)).map(ColumnStats.fromJson)
-        .getOrElse(Map.empty)
-    } ++ existing.toSeq.map(previousStats))
-    val schema = plan.unischema(existing.map(_.name).getOrElse("PetastormSchema"), observed)
     val counts = footers.map { case (path, footer) => DatasetMetadata.relativePath(root, path) -> footer.getBlocks.size }
     val base = footers.headOption.map(_._2.getFileMetaData)
     val keyValues = Map(
@@ -39,6 +48,16 @@ object MetadataCommit {
         .convert(plan.storageSchema))
     DatasetMetadata.write(conf, root, parquetSchema, keyValues)
   }
+
+  private def footer(conf: Configuration, file: Path): ParquetMetadata = {
+    val reader = ParquetFileReader.open(HadoopInputFile.fromPath(file, conf))
+    try reader.getFooter finally reader.close()
+  }
+
+  /** What the file's writer observed in its tensor columns (nothing for files written elsewhere). */
+  private def stats(footer: ParquetMetadata): Map[String, ColumnStats] =
+    Option(footer.getFileMetaData.getKeyValueMetaData.get(ColumnStats.FooterKey)).map(ColumnStats.fromJson)
+      .getOrElse(Map.empty)
 
   /** Statistics standing for files written before (an append): the shapes the dataset's schema recorded. */
   private def previousStats(schema: Unischema): Map[String, ColumnStats] =

@@ -3,7 +3,7 @@ package org.petastorm.spark.datasource
 import java.util.concurrent.ConcurrentHashMap
 
 import org.apache.hadoop.fs.{FileSystem, Path}
-import org.apache.hadoop.mapreduce.JobContext
+import org.apache.hadoop.mapreduce.{JobContext, OutputCommitter, TaskAttemptContext}
 import org.apache.spark.internal.io.FileCommitProtocol.TaskCommitMessage
 import org.apache.spark.sql.execution.datasources.SQLHadoopMapReduceCommitProtocol
 
@@ -11,7 +11,8 @@ import org.apache.spark.sql.execution.datasources.SQLHadoopMapReduceCommitProtoc
  * Spark's commit protocol with the deletions of an overwrite put off until the job commits, so that an overwrite
  * that fails leaves the previous data in place (Spark deletes it before writing). Enabled with
  * `spark.sql.sources.commitProtocolClass=org.petastorm.spark.datasource.PetastormCommitProtocol`, which
- * `petastorm.spark.configure_spark` sets unless another protocol is configured; it serves every file format.
+ * `petastorm.spark.configure_spark` sets unless another protocol is configured; it serves every file format. For a
+ * petastorm write, the checks its committer makes before moving files run before those deletions too.
  */
 class PetastormCommitProtocol(jobId: String, path: String, dynamicPartitionOverwrite: Boolean)
   extends SQLHadoopMapReduceCommitProtocol(jobId, path, dynamicPartitionOverwrite) {
@@ -19,6 +20,13 @@ class PetastormCommitProtocol(jobId: String, path: String, dynamicPartitionOverw
   def this(jobId: String, path: String) = this(jobId, path, false)
 
   @transient private var deferred = Vector.empty[(FileSystem, Path, Boolean)]
+  @transient private var petastormCommitter: Option[PetastormOutputCommitter] = None
+
+  override def setupCommitter(context: TaskAttemptContext): OutputCommitter = {
+    val committer = super.setupCommitter(context)
+    petastormCommitter = Some(committer).collect { case c: PetastormOutputCommitter => c }
+    committer
+  }
 
   override def deleteWithJob(fs: FileSystem, target: Path, recursive: Boolean): Boolean = {
     deferred :+= ((fs, target, recursive))
@@ -27,6 +35,7 @@ class PetastormCommitProtocol(jobId: String, path: String, dynamicPartitionOverw
   }
 
   override def commitJob(jobContext: JobContext, taskCommits: Seq[TaskCommitMessage]): Unit = {
+    petastormCommitter.foreach(_.checkStaged(jobContext))
     deferred.foreach { case (fs, target, recursive) => deleteKeepingJobFiles(fs, target, recursive) }
     forget()
     super.commitJob(jobContext, taskCommits)

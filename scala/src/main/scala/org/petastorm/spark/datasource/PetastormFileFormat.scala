@@ -13,7 +13,7 @@ import org.apache.spark.sql.internal.SQLConf
 import org.apache.spark.sql.sources.Filter
 import org.apache.spark.sql.types.StructType
 import org.petastorm.spark.codec.DecodeLimits
-import org.petastorm.spark.format.DatasetMetadata
+import org.petastorm.spark.format.{DatasetFiles, DatasetMetadata}
 import org.petastorm.spark.tensor.TensorUDT
 
 /**
@@ -23,20 +23,25 @@ import org.petastorm.spark.tensor.TensorUDT
  * reads, decoding like the DataSource V2 scan, where Spark plans file scans itself (catalog tables).
  */
 class PetastormFileFormat extends ParquetFileFormat {
+  // Spark makes one of these for every write, before it plans the write: sessions without the extension get the
+  // null checks of petastorm writes here.
+  (SparkSession.getActiveSession.toSeq ++ SparkSession.getDefaultSession).distinct.foreach(WriteNullChecks.register)
+
   override def shortName(): String = "petastorm"
   override def toString: String = "Petastorm"
 
   override def prepareWrite(sparkSession: SparkSession, job: Job, options: Map[String, String],
                             dataSchema: StructType): OutputWriterFactory = {
     val petastormOptions = PetastormWriteOptions(options)
-    val plan = WritePlan(dataSchema, petastormOptions.columns)
     val conf = job.getConfiguration
     petastormOptions.path.map(new Path(_)).foreach { root =>
-      val fs = root.getFileSystem(conf)
-      // Metadata found here belongs to an append (an overwrite has cleared the target, or will at commit).
-      if (!PetastormCommitProtocol.overwritePending(fs.makeQualified(root).toString)) checkAppend(conf, root, plan)
-      conf.setBoolean(PetastormOutputCommitter.CreatedTarget, !fs.exists(root))
+      conf.setBoolean(PetastormOutputCommitter.CreatedTarget, !root.getFileSystem(conf).exists(root))
     }
+    // An append is checked against the dataset when the job starts (AppendCheck.atJobStart), once an overwrite has
+    // cleared the target or deferred clearing it.
+    val plan = WritePlan(dataSchema, petastormOptions.columns)
+    // Task output stays in the staging folder until the job commits, so a job that fails moves nothing in.
+    conf.setInt(PetastormOutputCommitter.AlgorithmVersion, 1)
     petastormOptions.rowGroupBytes.foreach(conf.setLong(ParquetOutputFormat.BLOCK_SIZE, _))
     val factory = super.prepareWrite(sparkSession, job, options, plan.storageSchema)
     // Encoded tensors are (nearly) all distinct: dictionary encoding would only be tried and abandoned.
@@ -49,17 +54,20 @@ class PetastormFileFormat extends ParquetFileFormat {
     factory
   }
 
+  /** The read plan of the dataset at the `path` option, whose files are checked first (see DatasetFiles). */
   private def readPlan(sparkSession: SparkSession, options: Map[String, String], conf: Configuration): ReadPlan = {
     val petastormOptions = PetastormReadOptions(options)
+    petastormOptions.path.foreach(p => DatasetFiles.check(conf, new Path(p)))
     val schema = petastormOptions.path.flatMap(p => DatasetMetadata.readSchema(conf, new Path(p)))
     ReadPlan(schema, petastormOptions.decode,
       petastormOptions.decodeLimits(DecodeLimits.fromConf(sparkSession.conf.getOption)))
   }
 
   override def inferSchema(sparkSession: SparkSession, options: Map[String, String],
-                           files: Seq[FileStatus]): Option[StructType] =
-    super.inferSchema(sparkSession, options, files)
-      .map(readPlan(sparkSession, options, sparkSession.sessionState.newHadoopConfWithOptions(options)).readSchema)
+                           files: Seq[FileStatus]): Option[StructType] = {
+    val plan = readPlan(sparkSession, options, sparkSession.sessionState.newHadoopConfWithOptions(options))
+    super.inferSchema(sparkSession, options, files).map(plan.readSchema)
+  }
 
   override def supportBatch(sparkSession: SparkSession, schema: StructType): Boolean =
     !schema.exists(f => f.dataType.isInstanceOf[TensorUDT] || f.metadata.contains("petastorm")) &&
@@ -79,25 +87,4 @@ class PetastormFileFormat extends ParquetFileFormat {
       case None => read(file)
     }
   }
-
-  /** Appending needs the dataset's recorded columns to match the new ones (names, types, codecs). */
-  private def checkAppend(conf: org.apache.hadoop.conf.Configuration, root: Path, plan: WritePlan): Unit =
-    DatasetMetadata.readSchema(conf, root).foreach { existing =>
-      val proposed = plan.unischema(existing.name, Map.empty)
-      val before = existing.fields.map(f => f.name -> (f.dtype, f.codec)).toMap
-      proposed.fields.foreach { f =>
-        before.get(f.name) match {
-          case Some((dtype, codec)) if codec == f.codec && (dtype == f.dtype || f.isEncodedArray) =>
-          case Some((dtype, codec)) => throw new IllegalArgumentException(
-            s"Cannot append to $root: column '${f.name}' is stored as $dtype with codec ${codec.getOrElse("none")}, " +
-              s"the new data has ${f.dtype} with codec ${f.codec.getOrElse("none")}")
-          case None => throw new IllegalArgumentException(
-            s"Cannot append to $root: column '${f.name}' is not in the dataset (columns: ${before.keys.mkString(", ")})")
-        }
-      }
-      val missing = before.keySet -- proposed.fields.map(_.name)
-      if (missing.nonEmpty) {
-        throw new IllegalArgumentException(s"Cannot append to $root: the new data lacks ${missing.mkString(", ")}")
-      }
-    }
 }

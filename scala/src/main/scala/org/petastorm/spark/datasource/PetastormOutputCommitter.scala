@@ -10,7 +10,9 @@ import org.apache.parquet.hadoop.ParquetOutputCommitter
 /**
  * Parquet's committer plus the dataset metadata: after the job's files are in place, `_common_metadata` is written
  * and only then `_SUCCESS`. A job that fails or is aborted leaves no metadata, and removes the target folder if the
- * job created it and it is empty.
+ * job created it and it is empty. The job commit first checks that the new files' tensor statistics merge (before
+ * anything is moved); if it fails after the move, it takes out exactly the files it moved in ([[CommitUndo]]). Task
+ * output stays in the job's staging folder until the job commits (the write sets FileOutputCommitter algorithm 1).
  *
  * Spark aborts a failed job without waiting for the tasks it is still killing, and such a late task can re-create
  * the staging folder after the abort removed it. So the job leaves a marker in its staging folder for as long as it
@@ -20,18 +22,54 @@ import org.apache.parquet.hadoop.ParquetOutputCommitter
 class PetastormOutputCommitter(output: Path, context: TaskAttemptContext)
   extends ParquetOutputCommitter(output, context) {
 
+  private var stagedChecked = false
+
   override def setupJob(jobContext: JobContext): Unit = {
+    AppendCheck.atJobStart(jobContext.getConfiguration, output)
     super.setupJob(jobContext)
     jobMarker(jobContext).foreach(marker => fs(jobContext).create(marker, true).close())
   }
 
+  /** Fails, before any file is moved, when the job's new files cannot make one Unischema (see MetadataCommit). */
+  def checkStaged(jobContext: JobContext): Unit = if (!stagedChecked) {
+    MetadataCommit.checkStaged(jobContext.getConfiguration, staged(jobContext).map(_._1))
+    stagedChecked = true
+  }
+
   override def commitJob(jobContext: JobContext): Unit = {
     val conf = jobContext.getConfiguration
-    val markSuccess = conf.getBoolean(PetastormOutputCommitter.SuccessMarker, true)
-    conf.setBoolean(PetastormOutputCommitter.SuccessMarker, false)
-    try super.commitJob(jobContext) finally conf.setBoolean(PetastormOutputCommitter.SuccessMarker, markSuccess)
-    MetadataCommit.write(conf, output)
-    if (markSuccess) fs(jobContext).create(new Path(output, "_SUCCESS"), true).close()
+    checkStaged(jobContext)
+    val undo = CommitUndo.record(fs(jobContext), output, staged(jobContext).map(_._2))
+    var metadataWritten = false
+    try {
+      val markSuccess = conf.getBoolean(PetastormOutputCommitter.SuccessMarker, true)
+      conf.setBoolean(PetastormOutputCommitter.SuccessMarker, false)
+      try super.commitJob(jobContext) finally conf.setBoolean(PetastormOutputCommitter.SuccessMarker, markSuccess)
+      MetadataCommit.write(conf, output)
+      metadataWritten = true
+      if (markSuccess) fs(jobContext).create(new Path(output, "_SUCCESS"), true).close()
+    } catch {
+      case e: Throwable =>
+        try undo.undo(metadataWritten) catch { case u: Throwable => e.addSuppressed(u) }
+        throw e
+    }
+  }
+
+  /**
+   * The files the job commit will move: each committed task's output (in the job attempt folder) with the path it
+   * gets in the dataset, as FileOutputCommitter's merge names it.
+   */
+  private def staged(jobContext: JobContext): Seq[(Path, Path)] = {
+    val fileSystem = fs(jobContext)
+    def walk(dir: Path, target: Path): Seq[(Path, Path)] = fileSystem.listStatus(dir).toSeq.flatMap { s =>
+      val to = new Path(target, s.getPath.getName)
+      if (s.isDirectory) walk(s.getPath, to) else Seq(s.getPath -> to)
+    }
+    val attempt = getJobAttemptPath(jobContext)
+    if (!fileSystem.exists(attempt)) Nil
+    else fileSystem.listStatus(attempt).toSeq
+      .filter(s => s.isDirectory && s.getPath.getName != FileOutputCommitter.PENDING_DIR_NAME)
+      .flatMap(task => walk(task.getPath, output))
   }
 
   override def abortJob(jobContext: JobContext, state: JobStatus.State): Unit = {
@@ -83,6 +121,8 @@ class PetastormOutputCommitter(output: Path, context: TaskAttemptContext)
 }
 
 object PetastormOutputCommitter {
+  /** FileOutputCommitter's algorithm: 1 keeps task output out of the dataset until the job commits. */
+  val AlgorithmVersion = "mapreduce.fileoutputcommitter.algorithm.version"
   val SuccessMarker = "mapreduce.fileoutputcommitter.marksuccessfuljobs"
   /** Set by the driver when the target folder did not exist before the write. */
   val CreatedTarget = "petastorm.write.created_target"

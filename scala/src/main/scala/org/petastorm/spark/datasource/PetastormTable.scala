@@ -12,12 +12,14 @@ import org.apache.spark.sql.execution.datasources.v2.FileTable
 import org.apache.spark.sql.types.{DataType, StructType}
 import org.apache.spark.sql.util.CaseInsensitiveStringMap
 import org.petastorm.spark.codec.DecodeLimits
-import org.petastorm.spark.format.DatasetMetadata
+import org.petastorm.spark.format.{DatasetFiles, DatasetMetadata}
 
 /**
  * A Petastorm dataset as a Spark table: the schema comes from the Parquet files with encoded columns shown as
  * tensors (per the dataset's Unischema: JSON key, else the allow-listed legacy pickle, else plain Parquet), decoded
- * under the decode limits of the read options, else of the session's confs.
+ * under the decode limits of the read options, else of the session's confs. The dataset's files are checked before
+ * any is opened (an empty or non-regular file, or one the row-group listing names but the folder lacks, is an error
+ * rather than rows silently missing).
  */
 case class PetastormTable(name: String, sparkSession: SparkSession, options: CaseInsensitiveStringMap,
                           paths: Seq[String], userSpecifiedSchema: Option[StructType],
@@ -27,16 +29,20 @@ case class PetastormTable(name: String, sparkSession: SparkSession, options: Cas
   /** Parsed when first needed (the schema is inferred, or a scan planned), as Spark reads the options. */
   lazy val petastormOptions: PetastormReadOptions = PetastormReadOptions(options)
 
+  /** The dataset's schema, read once its files are checked (DatasetFiles), before Spark opens any. */
   lazy val readPlan: ReadPlan = {
     val conf = sparkSession.sessionState.newHadoopConfWithOptions(options.asCaseSensitiveMap.asScala.toMap)
+    paths.foreach(p => DatasetFiles.check(conf, new Path(p)))
     val schema = paths.headOption.flatMap(p => DatasetMetadata.readSchema(conf, new Path(p)))
     val limits = petastormOptions.decodeLimits(DecodeLimits.fromConf(sparkSession.conf.getOption))
     ReadPlan(schema, petastormOptions.decode, limits)
   }
 
-  override def inferSchema(files: Seq[FileStatus]): Option[StructType] =
-    ParquetUtils.inferSchema(sparkSession, options.asScala.toMap, files).map(readPlan.readSchema)
+  override def inferSchema(files: Seq[FileStatus]): Option[StructType] = {
+    val plan = readPlan
+    ParquetUtils.inferSchema(sparkSession, options.asScala.toMap, files).map(plan.readSchema)
       .map(petastormOptions.selectFields)
+  }
 
   override def newScanBuilder(options: CaseInsensitiveStringMap): ScanBuilder =
     new PetastormScanBuilder(sparkSession, fileIndex, schema, dataSchema, mergedOptions(options), readPlan)

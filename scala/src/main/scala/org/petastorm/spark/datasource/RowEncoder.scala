@@ -9,12 +9,16 @@ import org.petastorm.spark.tensor.{Tensor, TensorExpressions, TensorUDT}
 /**
  * Turns rows of the written DataFrame into rows of the plan's storage schema: tensor, vector and shaped array
  * cells become the bytes of their codec (NPY, NPZ, PNG or JPEG), image files are checked and kept as they are, and
- * other cells pass unchanged. Records the [[ColumnStats]] of the tensors it saw. One per writer: not thread-safe.
- * Image files are decoded (for their dtype and shape) under `limits`.
+ * other cells pass unchanged. Records the [[ColumnStats]] of the tensors it saw. A null in a column that is not
+ * nullable (in the written DataFrame, or in the dataset an append adds to), and in an append a tensor that does not
+ * fit the stored field's dtype and shape, fail the row with an error naming the column. Image files are decoded
+ * (for their dtype and shape) under `limits`. One per writer: not thread-safe.
  */
 final class RowEncoder(plan: WritePlan, limits: DecodeLimits = DecodeLimits.Default) {
   private val columns = plan.columns.toArray
   private val types = columns.map(_.field.dataType)
+  private val stored = columns.map(c => plan.storedField(c.field.name))
+  private val nullable = columns.indices.map(i => columns(i).field.nullable && stored(i).forall(_.nullable)).toArray
   private var stats = Map.empty[String, ColumnStats]
 
   def statsJson: String = ColumnStats.toJson(stats)
@@ -23,11 +27,15 @@ final class RowEncoder(plan: WritePlan, limits: DecodeLimits = DecodeLimits.Defa
     val out = new Array[Any](columns.length)
     var i = 0
     while (i < columns.length) {
-      out(i) = if (row.isNullAt(i)) null else columns(i).tensor match {
+      out(i) = if (row.isNullAt(i)) nullCell(i) else columns(i).tensor match {
         case None => row.get(i, types(i))
         case Some((source, codec)) =>
           val name = columns(i).field.name
-          val tensor = try toTensor(source, row, i, codec) catch {
+          val tensor = try {
+            val t = toTensor(source, row, i, codec)
+            stored(i).foreach(AppendCheck.cell(_, t))
+            t
+          } catch {
             case e: IllegalArgumentException => throw new IllegalArgumentException(s"Column '$name': ${e.getMessage}", e)
           }
           stats = ColumnStats.add(stats, name, ColumnStats.of(tensor))
@@ -36,6 +44,11 @@ final class RowEncoder(plan: WritePlan, limits: DecodeLimits = DecodeLimits.Defa
       i += 1
     }
     new GenericInternalRow(out)
+  }
+
+  private def nullCell(i: Int): Null = if (nullable(i)) null else {
+    val where = if (columns(i).field.nullable) "the dataset stores it as non-nullable" else "it is not nullable"
+    throw new IllegalArgumentException(s"Column '${columns(i).field.name}' holds a null, but $where")
   }
 
   private def toTensor(source: TensorSource, row: InternalRow, i: Int, codec: FieldCodec): Tensor = source match {

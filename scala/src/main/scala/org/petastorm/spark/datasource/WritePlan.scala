@@ -29,10 +29,11 @@ final case class ColumnPlan(field: StructField, tensor: Option[(TensorSource, Fi
 /**
  * How a DataFrame is written as a Petastorm dataset: which columns become encoded tensors (TensorUDT, Spark ML
  * vectors, and arrays given a shape with `shape.<col>`), with which codec (`codec.<col>`: ndarray (default),
- * compressed_ndarray, png, jpeg[:quality]), and the Unischema recorded for them. Rebuilt on the executors from the
- * Hadoop configuration of the write job.
+ * compressed_ndarray, png, jpeg[:quality]), and the Unischema recorded for them. `stored` is the Unischema of the
+ * dataset an append adds to: its fields are what every new row must fit (see [[AppendCheck]]), and it stays the
+ * dataset's schema. Rebuilt on the executors from the Hadoop configuration of the write job.
  */
-final case class WritePlan(dataSchema: StructType, options: ColumnWriteOptions) {
+final case class WritePlan(dataSchema: StructType, options: ColumnWriteOptions, stored: Option[Unischema] = None) {
   val columns: Seq[ColumnPlan] = dataSchema.fields.toSeq.map { f =>
     val source: Option[TensorSource] = f.dataType match {
       case _: TensorUDT => Some(TensorSource.TensorColumn)
@@ -85,9 +86,13 @@ final case class WritePlan(dataSchema: StructType, options: ColumnWriteOptions) 
     }
   })
 
+  /** The stored field a new value of column `name` must fit (appends only). */
+  def storedField(name: String): Option[UnischemaField] = stored.flatMap(_.field(name))
+
   def toConf(conf: Configuration): Unit = {
     conf.set(WritePlan.SchemaKey, dataSchema.json)
     conf.set(WritePlan.OptionsKey, compact(render(JObject(options.raw.toList.map { case (k, v) => k -> JString(v) }))))
+    stored.foreach(s => conf.set(WritePlan.StoredKey, s.toJson))
   }
 }
 
@@ -95,13 +100,16 @@ object WritePlan {
   val SchemaKey = "petastorm.write.schema"
   /** The per-column write options, as a JSON object. */
   val OptionsKey = "petastorm.write.options"
+  /** The Unischema of the dataset an append adds to, as JSON (absent for other writes). */
+  val StoredKey = "petastorm.write.stored_schema"
 
   def fromConf(conf: Configuration): WritePlan = {
     val options = parse(conf.get(OptionsKey, "{}")) match {
       case JObject(items) => items.collect { case (k, JString(v)) => k -> v }.toMap
       case _ => Map.empty[String, String]
     }
-    WritePlan(DataType.fromJson(conf.get(SchemaKey)).asInstanceOf[StructType], ColumnWriteOptions(options))
+    WritePlan(DataType.fromJson(conf.get(SchemaKey)).asInstanceOf[StructType], ColumnWriteOptions(options),
+      Option(conf.get(StoredKey)).map(Unischema.fromJson))
   }
 
   def isVector(udt: UserDefinedType[_]): Boolean =

@@ -65,19 +65,21 @@ object DatasetMetadata {
 
   /**
    * Writes `_common_metadata` with the given Parquet schema and key/value metadata. The file is written beside
-   * and renamed into place, so readers never see half a footer.
+   * and renamed into place, so readers never see half a footer; the file beside is removed if that fails.
    */
   def write(conf: Configuration, root: Path, schema: MessageType, keyValues: Map[String, String]): Unit = {
     val target = new Path(root, CommonMetadataFile)
     val staging = new Path(root, s".$CommonMetadataFile.${java.util.UUID.randomUUID()}.tmp")
-    val writer = new ParquetFileWriter(HadoopOutputFile.fromPath(staging, conf), schema,
-      ParquetFileWriter.Mode.OVERWRITE, ParquetWriter.DEFAULT_BLOCK_SIZE.toLong, 0, null,
-      ParquetProperties.builder().build())
-    writer.start()
-    writer.end(keyValues.asJava)
     val fs = root.getFileSystem(conf)
-    if (fs.exists(target)) fs.delete(target, false)
-    if (!fs.rename(staging, target)) throw new java.io.IOException(s"Could not move $staging to $target")
+    try {
+      val writer = new ParquetFileWriter(HadoopOutputFile.fromPath(staging, conf), schema,
+        ParquetFileWriter.Mode.OVERWRITE, ParquetWriter.DEFAULT_BLOCK_SIZE.toLong, 0, null,
+        ParquetProperties.builder().build())
+      writer.start()
+      writer.end(keyValues.asJava)
+      if (fs.exists(target)) fs.delete(target, false)
+      if (!fs.rename(staging, target)) throw new java.io.IOException(s"Could not move $staging to $target")
+    } finally if (fs.exists(staging)) fs.delete(staging, false)
   }
 
   /** The JSON value of the row-group key: `{relative path: count}` in path order. */

@@ -18,9 +18,10 @@ object FooterKeyValues {
   def read(conf: Configuration, file: Path): Map[String, Array[Byte]] = {
     val fs = file.getFileSystem(conf)
     val length = fs.getFileStatus(file).getLen
+    // Checked before opening: a named pipe lists as 0 bytes, and opening one blocks until something writes to it.
+    if (length < 12) throw new IllegalArgumentException(s"$file is not a Parquet file (only $length bytes)")
     val in = fs.open(file)
     try {
-      if (length < 12) throw new IllegalArgumentException(s"$file is not a Parquet file (only $length bytes)")
       val tail = new Array[Byte](8)
       in.readFully(length - 8, tail)
       if (!tail.drop(4).sameElements(Magic)) throw new IllegalArgumentException(s"$file is not a Parquet file")

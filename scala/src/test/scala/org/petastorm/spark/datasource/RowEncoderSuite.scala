@@ -6,6 +6,7 @@ import org.apache.spark.sql.catalyst.expressions.{GenericInternalRow, UnsafeArra
 import org.apache.spark.sql.types._
 import org.apache.spark.unsafe.types.UTF8String
 import org.petastorm.spark.codec.{ImageCodec, Npy, Npz}
+import org.petastorm.spark.format.{FieldCodec, Unischema, UnischemaField}
 import org.petastorm.spark.tensor.{DType, Tensor, TensorUDT}
 import org.scalatest.funsuite.AnyFunSuite
 
@@ -88,5 +89,29 @@ class RowEncoderSuite extends AnyFunSuite {
     assert(jpeg.getMessage == "Column 'img': codec.png expects PNG files, got JPEG")
     val junk = intercept[IllegalArgumentException](e.encode(row(Array[Byte](1, 2, 3))))
     assert(junk.getMessage == "Column 'img': codec.png expects PNG files, got 3 bytes that are no image")
+  }
+
+  test("a null in a column that is not nullable fails naming the column") {
+    val e = encoder(Seq(StructField("n", IntegerType, nullable = false), StructField("t", TensorUDT(), nullable = false)))
+    assert(intercept[IllegalArgumentException](e.encode(row(null, TensorUDT.write(image)))).getMessage ==
+      "Column 'n' holds a null, but it is not nullable")
+    assert(intercept[IllegalArgumentException](e.encode(row(1, null))).getMessage ==
+      "Column 't' holds a null, but it is not nullable")
+  }
+
+  test("in an append, tensors must fit the stored field and nulls its nullability") {
+    val stored = Unischema("S", Seq(
+      UnischemaField("n", "int32", Nil, Some(FieldCodec.Scalar(IntegerType)), nullable = false),
+      UnischemaField("t", "float32", Seq(None, Some(3)), Some(FieldCodec.Ndarray), nullable = true)))
+    val e = WritePlan(StructType(Seq(StructField("n", IntegerType), StructField("t", TensorUDT()))),
+      ColumnWriteOptions(Map.empty), Some(stored)).encoder()
+    e.encode(row(1, TensorUDT.write(Tensor.fromFloats(Seq(4, 3), new Array[Float](12)))))
+    e.encode(row(2, null))
+    val wrong = intercept[IllegalArgumentException](e.encode(row(3, TensorUDT.write(Tensor.fromFloats(Seq(4, 2),
+      new Array[Float](8))))))
+    assert(wrong.getMessage == "Column 't': the dataset stores float32 tensors of shape (None, 3); this row holds a " +
+      "float32 tensor of shape (4, 2)")
+    assert(intercept[IllegalArgumentException](e.encode(row(null, null))).getMessage ==
+      "Column 'n' holds a null, but the dataset stores it as non-nullable")
   }
 }

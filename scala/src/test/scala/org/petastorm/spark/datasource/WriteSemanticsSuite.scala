@@ -14,7 +14,7 @@ import org.petastorm.spark.functions.array_to_tensor
 import org.petastorm.spark.tensor.Tensor
 import org.scalatest.funsuite.AnyFunSuite
 
-class WriteSemanticsSuite extends AnyFunSuite with LocalSpark {
+class WriteSemanticsSuite extends AnyFunSuite with TaskWaits {
   private def target(): String = tempDir("petastorm-write").resolve("data").toString
 
   private def frame(n: Int, offset: Int = 0): DataFrame = spark.range(offset, offset + n, 1, 4).toDF("id")
@@ -96,32 +96,6 @@ class WriteSemanticsSuite extends AnyFunSuite with LocalSpark {
     val (matched, read) = recordsRead(spark.read.format("petastorm").load(path).where(col("id") < 10).collect().length)
     assert(matched == 10)
     assert(read < 1000, s"read $read rows for 10 matches: row groups were not skipped")
-  }
-
-  /**
-   * Runs `body`, then waits until every task it started has ended: a failed job returns while Spark is still killing
-   * its other tasks, and what those tasks leave is part of what a failed write leaves.
-   */
-  private def afterAllTasksEnd[T](body: => T): T = {
-    val running = new java.util.concurrent.atomic.AtomicInteger()
-    val listener = new SparkListener {
-      override def onTaskStart(start: org.apache.spark.scheduler.SparkListenerTaskStart): Unit = running.incrementAndGet()
-      override def onTaskEnd(end: SparkListenerTaskEnd): Unit = running.synchronized {
-        running.decrementAndGet()
-        running.notifyAll()
-      }
-    }
-    spark.sparkContext.addSparkListener(listener)
-    try {
-      val result = body
-      org.apache.spark.ListenerBusAccess.drain(spark.sparkContext)
-      val deadline = System.nanoTime() + 60L * 1000 * 1000 * 1000
-      running.synchronized {
-        while (running.get() > 0 && System.nanoTime() < deadline) running.wait(1000)
-      }
-      assert(running.get() == 0, s"${running.get()} tasks still running a minute after the job ended")
-      result
-    } finally spark.sparkContext.removeSparkListener(listener)
   }
 
   /** (result of `body`, rows the scans read), measured from task input metrics. */
