@@ -564,11 +564,16 @@ def main(argv: list[str] | None = None) -> dict | None:
         else:
             stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
             output = os.path.join(HERE, "results", f"reader_suite-{stamp}.json")
+    write_json(result, output)
+    print(f"\nwrote {output}")
+    return result
+
+
+def write_json(result: dict, output: str) -> None:
+    """Writes a suite's results to ``output`` (its folder created if missing)."""
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as f:
         json.dump(result, f, indent=2)
-    print(f"\nwrote {output}")
-    return result
 
 
 if __name__ == "__main__":

@@ -188,10 +188,10 @@ def main(argv: list[str] | None = None) -> dict:
     results = {"time_to_first_row": time_to_first_row(args.workdir, 1 if args.quick else 10, repetitions, log)}
     log("first epoch (fresh process per repetition):")
     results["first_epoch"] = first_epoch(args.workdir, 3 if not args.quick else 1, args.quick, log)
+    import reader_suite
+
     output = os.path.join(HERE, "results", f"startup_suite-{time.strftime('%Y%m%d-%H%M%S')}.json")
-    os.makedirs(os.path.dirname(output), exist_ok=True)
-    with open(output, "w") as f:
-        json.dump(results, f, indent=1)
+    reader_suite.write_json(results, output)
     log(f"results: {output}")
     return results
 

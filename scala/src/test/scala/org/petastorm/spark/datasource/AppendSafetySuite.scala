@@ -59,20 +59,15 @@ class AppendSafetySuite extends AnyFunSuite with TaskWaits {
     (path, listing(path))
   }
 
-  test("an append of float64 tensors to float32 (2, 3) ones fails in its tasks and moves nothing in") {
-    val (path, before) = dataset()
-    val error = failure(tensors(100 until 110, f64).write.mode("append").format("petastorm").save(path))
-    assert(error.contains("Column 't': the dataset stores float32 tensors of shape (2, 3); this row holds a float64 " +
-      "tensor of shape (2, 3)"), error)
-    unchangedThenAppendable(path, before)
-  }
-
-  test("an append of rank-3 tensors to rank-2 ones fails in its tasks and moves nothing in") {
-    val (path, before) = dataset()
-    val error = failure(tensors(100 until 110, rank3).write.mode("append").format("petastorm").save(path))
-    assert(error.contains("Column 't': the dataset stores float32 tensors of shape (2, 3); this row holds a float32 " +
-      "tensor of shape (2, 3, 1)"), error)
-    unchangedThenAppendable(path, before)
+  for ((what, kind, held) <- Seq(("float64 tensors to float32 (2, 3) ones", f64 _, "float64 tensor of shape (2, 3)"),
+                                 ("rank-3 tensors to rank-2 ones", rank3 _, "float32 tensor of shape (2, 3, 1)"))) {
+    test(s"an append of $what fails in its tasks and moves nothing in") {
+      val (path, before) = dataset()
+      val error = failure(tensors(100 until 110, kind).write.mode("append").format("petastorm").save(path))
+      assert(error.contains(s"Column 't': the dataset stores float32 tensors of shape (2, 3); this row holds a $held"),
+        error)
+      unchangedThenAppendable(path, before)
+    }
   }
 
   test("an append whose columns have other types or codecs fails before the job starts") {
