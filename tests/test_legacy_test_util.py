@@ -388,7 +388,8 @@ def test_shuffling_analysis(spark, tmp_path):
     with make_reader(url, shuffle_row_groups=False, reader_pool_type="dummy") as reader:
         ids = [int(r.id) for r in reader]
         assert reader.schema.fields["id"].numpy_dtype is np.int64
-    assert sorted(ids) == list(range(200))
+    assert ids == list(range(200))  # in order across the files
+    assert len(list((tmp_path / "shuffle").glob("*.parquet"))) == 10  # one file (row group) per 20 rows
     mean, std = compute_correlation_distribution(url, "id", shuffle_row_drop_partitions=1, num_corr_samples=4)
     assert 0 <= mean < 0.9 and std >= 0
     mean_by_index, _ = compute_correlation_distribution(url, 0, shuffle_row_drop_partitions=5, num_corr_samples=2)

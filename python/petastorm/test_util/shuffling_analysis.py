@@ -36,9 +36,11 @@ def generate_shuffle_analysis_dataset(spark: Any, output_dataset_url: str, num_r
         ``max(1, num_rows // row_group_size)`` files of one row group each, uncompressed.
     """
     with materialize_dataset(spark, output_dataset_url, _ShuffleAnalysisSchema):
+        # repartitionByRange: exactly that many files, ids in order across them (sort + coalesce let adaptive
+        # execution merge the sort's partitions into one file first, which left nothing to shuffle).
         spark.range(num_rows) \
-            .sort("id") \
-            .coalesce(max(1, int(num_rows / row_group_size))) \
+            .repartitionByRange(max(1, int(num_rows / row_group_size)), "id") \
+            .sortWithinPartitions("id") \
             .write.option("compression", "none") \
             .parquet(output_dataset_url)
 
