@@ -122,7 +122,39 @@ object LegacyPickle {
         Unpickler.NO_RETURN_VALUE
       case 0x82 | 0x83 | 0x84 | 'P' | 'Q' => // EXT1, EXT2, EXT4, PERSID, BINPERSID
         throw new RefusedPickleException(s"Refused pickle opcode 0x${(key & 0xff).toHexString}")
+      case 'B' | 'T' | 'X' | 0x8b => // BINBYTES, BINSTRING, BINUNICODE, LONG4: a 4-byte length, allocated first
+        checkLength(4); super.dispatch(key)
+      case 0x8e | 0x8d | 0x96 | 0x95 => // BINBYTES8, BINUNICODE8, BYTEARRAY8, FRAME: an 8-byte length
+        checkLength(8); super.dispatch(key)
+      case 's' => // SETITEM: the key is hashed by a java.util.HashMap
+        val value = stack.pop(); val k = stack.pop(); checkKey(k); stack.add(k); stack.add(value); super.dispatch(key)
+      case 'u' | 'd' | 0x90 | 0x91 => // SETITEMS, DICT: keys at even places; ADDITEMS, FROZENSET: set elements
+        val items = stack.pop_all_since_marker().asScala.toSeq
+        items.zipWithIndex.foreach { case (item, i) => if (i % 2 == 0 || key == 0x90 || key == 0x91) checkKey(item) }
+        stack.add_mark(); items.foreach(stack.add); super.dispatch(key)
       case _ => super.dispatch(key)
+    }
+
+    /** The unpickler allocates what a length prefix states before reading it: no object is larger than what is
+     * left of the pickle, so a larger length is refused before anything is allocated. */
+    private def checkLength(width: Int): Unit = {
+      input.mark(width)
+      val bytes = new Array[Byte](width)
+      val read = input.read(bytes)
+      input.reset()
+      val length = bytes.take(read max 0).zipWithIndex.map { case (b, i) => BigInt(b & 0xff) << (8 * i) }.sum
+      val left = input.available() - width
+      if (read < width || length > left) {
+        throw new RefusedPickleException(s"A pickle opcode claims $length bytes; the pickle has $left left")
+      }
+    }
+
+    /** Dict keys and set elements are hashed: Petastorm metadata only has strings, numbers and booleans there (a
+     * list key would be hashed element by element: a DAG of lists takes exponential time). */
+    private def checkKey(k: AnyRef): Unit = k match {
+      case null | _: String | _: Number | _: java.lang.Boolean =>
+      case other => throw new RefusedPickleException(
+        s"Refused a dict key or set element of type ${other.getClass.getSimpleName} (metadata keys are strings)")
     }
   }
 

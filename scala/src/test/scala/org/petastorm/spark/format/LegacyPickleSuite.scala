@@ -117,4 +117,19 @@ class LegacyPickleSuite extends AnyFunSuite {
       assert(refusal(pickle.replace("I1234567\n", opcode)) == s"Field 'a': bad shape dimension $dim", opcode)
     }
   }
+
+  test("a length prefix longer than the pickle is refused before anything is allocated") {
+    // BINBYTES claiming 2 GB, BYTEARRAY8 claiming 9.9 GB, BINUNICODE claiming 2 GB: each in a pickle of a few bytes
+    for (pickle <- Seq("\u0080\u0002B\u00ff\u00ff\u00ff\u007fxy.",
+                       "\u0080\u0005\u0096\u0080\u00d5\u00b9\u004d\u0002\u0000\u0000\u0000xy.",
+                       "\u0080\u0002X\u00ff\u00ff\u00ff\u007fxy.")) {
+      assert(refusal(pickle).matches("A pickle opcode claims \\d+ bytes; the pickle has \\d+ left"))
+    }
+  }
+
+  test("dict keys and set elements other than strings, numbers and booleans are refused before they are hashed") {
+    assert(refusal("\u0080\u0002}]Ns.").contains("dict key or set element of type ArrayList"))  // {[]: None}
+    assert(refusal("\u0080\u0002}(]N]Nu.").contains("ArrayList"))  // SETITEMS with list keys
+    assert(refusal("\u0080\u0004\u008f(]\u0090.").contains("ArrayList"))  // ADDITEMS of a list
+  }
 }
