@@ -208,3 +208,21 @@ def test_array_cells_over_the_decode_limit(tmp_path, factory):
             next(reader)
     with pytest.raises(ValueError, match="max_cell_bytes must be a positive int"):
         DecodeLimits(max_cell_bytes=0)
+
+
+def test_the_opencv_column_path_keeps_the_pixel_limit(tmp_path):
+    """A fixed-shape image column goes to the codec, which checks the limit, when its shape is over the limit."""
+    import pyarrow as pa
+
+    from petastorm.codecs import CompressedImageCodec, DecodeLimits, using_decode_limits
+    from petastorm.errors import DecodeFieldError
+    from petastorm.reader_impl.decoding import decode_column_parallel
+    from petastorm.unischema import UnischemaField
+
+    field = UnischemaField("image", np.uint8, (8, 8, 3), CompressedImageCodec("png"), False)
+    cell = bytes(CompressedImageCodec("png").encode(field, np.zeros((8, 8, 3), np.uint8)))
+    column = pa.array([cell] * 4, pa.binary())
+    assert decode_column_parallel(field, column).shape == (4, 8, 8, 3)
+    with using_decode_limits(DecodeLimits(max_image_pixels=63)):
+        with pytest.raises(DecodeFieldError, match="8x8 image.*over the limit of 63"):
+            decode_column_parallel(field, column)

@@ -260,3 +260,27 @@ def test_stop_wakes_a_consumer_blocked_on_a_hung_worker(url):
         reader.join()
         _BLOCK.clear()
         _ENTERED.clear()
+
+
+def test_stop_wakes_a_consumer_of_a_process_pool_as_of_a_thread_pool(url):
+    """The process pool terminates its busy worker on stop(); the blocked consumer gets the same "stopped" error."""
+    reader = make_reader(url, reader_pool_type="process", workers_count=1, seed=0, shuffle_row_groups=False,
+                         worker_timeout=600, transform_spec=TransformSpec(_hang))  # row 10 hangs in the worker
+    reading, outcome = threading.Event(), []
+
+    def consume():
+        try:
+            for count, _ in enumerate(reader):
+                if count == 5:
+                    reading.set()
+            outcome.append("ended")
+        except RuntimeError as e:
+            outcome.append(e)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    assert reading.wait(LIMIT_S)
+    reader.stop()
+    consumer.join(LIMIT_S)
+    reader.join()
+    assert not consumer.is_alive() and isinstance(outcome[0], RuntimeError) and "stopped" in str(outcome[0])

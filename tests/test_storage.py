@@ -325,3 +325,10 @@ def test_s3_missing_dataset(s3):
     _, options = s3
     with pytest.raises(FileNotFoundError):
         make_reader("s3://petastorm-test/does-not-exist", storage_options=options)
+
+
+def test_integer_partition_values_are_what_str_of_an_int_writes():
+    from petastorm.parquet_store import _is_int
+
+    assert [_is_int(t) for t in ("0", "7", "-12", str(2 ** 63 - 1))] == [True] * 4
+    assert not any(_is_int(t) for t in ("", "-", "--5", "-0", "007", "+5", "1_000", "٣", str(2 ** 63), "1.0"))

@@ -12,7 +12,7 @@ import io
 import re
 import threading
 import zipfile
-from typing import Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -78,9 +78,13 @@ def cell_header(cell: Union[bytes, memoryview], what: str) -> tuple[np.dtype, tu
     return dtype, shape, fortran, offset
 
 
-def load_npy(cell: Union[bytes, memoryview], what: str) -> np.ndarray:
-    """The array in one NPY cell (a copy); ValueError messages start with ``what``."""
+def load_npy(cell: Union[bytes, memoryview], what: str,
+             check: Optional[Callable[[np.dtype, tuple], None]] = None) -> np.ndarray:
+    """The array in one NPY cell (a copy); ValueError messages start with ``what``. ``check(dtype, shape)`` runs
+    on the parsed header before anything is allocated."""
     dtype, shape, fortran, offset = cell_header(cell, what)
+    if check is not None:
+        check(dtype, shape)
     count = int(np.prod(shape, dtype=np.int64))
     if len(cell) - offset < count * dtype.itemsize:
         raise ValueError(f"{what}: truncated NPY cell: shape {shape} of {dtype} needs {count * dtype.itemsize} "

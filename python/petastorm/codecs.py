@@ -149,9 +149,7 @@ def check_stored_dtype(field: Any, stored: np.dtype) -> None:
 
 def _load_npy(field_name: str, cell: Union[bytes, memoryview]) -> np.ndarray:
     try:
-        dtype, shape, _, _ = cell_header(cell, f"Field '{field_name}'")
-        check_cell_bytes(field_name, dtype, shape)
-        return load_npy(cell, f"Field '{field_name}'")
+        return load_npy(cell, f"Field '{field_name}'", lambda dtype, shape: check_cell_bytes(field_name, dtype, shape))
     except ValueError as e:
         raise DecodeFieldError(str(e)) from e
 

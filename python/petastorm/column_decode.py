@@ -19,10 +19,11 @@ import pyarrow as pa
 from petastorm._checks import is_compliant_shape
 from petastorm.codecs import (CompressedImageCodec, NdarrayCodec, ScalarCodec, check_stored_dtype, opencv_backend,
                               parse_npy_header)
-from petastorm.decode_limits import check_cell_bytes, image_size, png_chunks_fit
+from petastorm.decode_limits import check_cell_bytes, decode_limits, image_size, png_chunks_fit
 from petastorm.errors import DecodeFieldError
 
-__all__ = ["decode_column", "decode_value", "npy_column_dense", "image_column_out", "decode_images_into"]
+__all__ = ["decode_column", "decode_value", "npy_column_dense", "image_column_out", "decode_images_into",
+           "concat_columns", "object_array"]
 
 
 class _BufferView:
@@ -89,7 +90,9 @@ def image_column_out(field: Any, column: pa.Array) -> Optional[np.ndarray]:
         dtype = np.dtype(field.numpy_dtype)
     except TypeError:
         return None
-    return np.empty((len(column),) + shape, dtype=dtype) if dtype in (np.uint8, np.uint16) else None
+    if dtype not in (np.uint8, np.uint16) or shape[0] * shape[1] > decode_limits().max_image_pixels:
+        return None  # the codec decodes (and refuses an image over the pixel limit) cell by cell
+    return np.empty((len(column),) + shape, dtype=dtype)
 
 
 def decode_images_into(column: pa.Array, out: np.ndarray, lo: int, hi: int) -> bool:
@@ -126,7 +129,8 @@ def _fixed_shape(field: Any) -> bool:
     return all(d is not None for d in field.shape)
 
 
-def _object_array(values: Sequence[Any]) -> np.ndarray:
+def object_array(values: Sequence[Any]) -> np.ndarray:
+    """A 1-D object array with one element per value (a sub-array stays one element)."""
     out = np.empty(len(values), dtype=object)
     for i, v in enumerate(values):
         out[i] = v
@@ -151,7 +155,7 @@ def _stack_or_objects(field: Any, values: List[Any]) -> np.ndarray:
                 raise DecodeFieldError(f"Field '{field.name}': row {i} decoded to shape {np.shape(v)}, "
                                        f"the field's shape is {field.shape}")
         return np.stack(values)
-    return _object_array(values)
+    return object_array(values)
 
 
 def _decode_cells(field: Any, cells: List[Any]) -> List[Any]:
@@ -177,7 +181,7 @@ def _decode_npy_chunk(field: Any, chunk: pa.Array, copy: bool) -> np.ndarray:
             raise DecodeFieldError(f"Field '{field.name}': stored arrays have shape {dense.shape[1:]}, "
                                    f"the field's shape is {field.shape}")
         return dense
-    return _object_array(list(dense))
+    return object_array(list(dense))
 
 
 def _decode_scalar_chunk(field: Any, chunk: pa.Array) -> np.ndarray:
@@ -186,7 +190,7 @@ def _decode_scalar_chunk(field: Any, chunk: pa.Array) -> np.ndarray:
         return chunk.to_numpy(zero_copy_only=False).astype(field.numpy_dtype, copy=False)
     if chunk.null_count == 0 and kind in "Mm":
         return chunk.to_numpy(zero_copy_only=False)
-    return _object_array([decode_value(field, v) for v in chunk.to_pylist()])
+    return object_array([decode_value(field, v) for v in chunk.to_pylist()])
 
 
 def decode_value(field: Any, value: Any) -> Any:
@@ -244,8 +248,14 @@ def decode_column(field: Any, cells: Union[pa.Array, pa.ChunkedArray, Sequence[A
     parts = [_decode_chunk(field, c, copy) for c in chunks if len(c)]
     if not parts:
         return _empty_column(field)
+    return concat_columns(parts)
+
+
+def concat_columns(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """Decoded parts of one column joined (the part itself when there is one); as a 1-D object array, one element
+    per row, when some parts are object arrays and others are not."""
     if len(parts) == 1:
         return parts[0]
     if any(p.dtype == object for p in parts) and not all(p.dtype == object for p in parts):
-        parts = [p if p.dtype == object else _object_array(list(p)) for p in parts]
+        parts = [p if p.dtype == object else object_array(list(p)) for p in parts]
     return np.concatenate(parts)

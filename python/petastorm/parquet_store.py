@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import posixpath
+import re
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -42,14 +43,14 @@ def partition_keys_of(relative_path: str) -> tuple[tuple[str, str], ...]:
 
 
 _INT64_RANGE = (-2 ** 63, 2 ** 63 - 1)
+_INT_TEXT = re.compile(r"0|-?[1-9][0-9]*")  # what str(int) writes: no sign but "-", no leading zero
 
 
 def _is_int(text: str) -> bool:
     """Whether a partition value reads back unchanged as an int64 (``3``, ``-12``; not ``007``, ``1_000``, ``+5``)."""
-    if not text or not text.lstrip("-").isascii() or not text.lstrip("-").isdigit() or text.startswith("+"):
+    if _INT_TEXT.fullmatch(text) is None:
         return False
-    value = int(text)
-    return str(value) == text and _INT64_RANGE[0] <= value <= _INT64_RANGE[1]
+    return _INT64_RANGE[0] <= int(text) <= _INT64_RANGE[1]
 
 
 class ParquetStore:

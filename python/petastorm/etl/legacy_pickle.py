@@ -250,14 +250,12 @@ def safe_loads(data: bytes, what: str = "pickled Petastorm metadata") -> Any:
         unpickler = _SafeUnpickler(io.BytesIO(data), encoding="latin1")
         unpickler.input_size = len(data)
         value = unpickler.load()
-        _check_size(value, what)
-        return value
     except PetastormMetadataError as e:
-        if str(e).startswith("Cannot load"):
-            raise
         raise PetastormMetadataError(f"Cannot load {what}: {e}") from None
     except Exception as e:  # a malformed pickle can fail in many ways; report them all the same way
         raise PetastormMetadataError(f"Cannot load {what}: {type(e).__name__}: {e}") from e
+    _check_size(value, what)
+    return value
 
 
 def check_loaded_unischema(schema: Any, what: str) -> None:

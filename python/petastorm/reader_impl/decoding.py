@@ -17,7 +17,8 @@ import numpy as np
 import pyarrow as pa
 
 from petastorm.codecs import CompressedImageCodec, CompressedNdarrayCodec, NdarrayCodec, ScalarCodec
-from petastorm.column_decode import decode_column, decode_images_into, decode_value, image_column_out
+from petastorm.column_decode import (concat_columns, decode_column, decode_images_into, decode_value,
+                                     image_column_out)
 from petastorm.errors import DecodeFieldError
 from petastorm.unischema import Unischema
 
@@ -138,15 +139,7 @@ def decode_column_parallel(field: Any, column: pa.ChunkedArray | pa.Array,
     bounds = _slice_bounds(n)
     results = _run_sliced(executor, len(bounds) - 1,
                           lambda k: decode_column(field, column.slice(int(bounds[k]), int(bounds[k + 1] - bounds[k]))))
-    if any(r.dtype == object for r in results) and not all(r.dtype == object for r in results):
-        out = np.empty(n, dtype=object)
-        position = 0
-        for r in results:
-            for value in r:
-                out[position] = value
-                position += 1
-        return out
-    return np.concatenate(results)
+    return concat_columns(results)
 
 
 def decode_rows(table: pa.Table, schema: Unischema) -> list[dict]:
@@ -206,9 +199,7 @@ def decode_table(table: pa.Table, schema: Unischema, batched: bool,
                 result[name] = decode_column(field, chunk, copy=False)
             elif field is not None and field.codec is not None and not isinstance(field.codec, ScalarCodec):
                 result[name] = decode_column_parallel(field, column, executor)
-            elif batched:
-                result[name] = native_column_to_numpy(name, column, field)
-            elif field is None:
+            elif batched or field is None:
                 result[name] = native_column_to_numpy(name, column, field)
             elif _is_string(column.type) and column.null_count == 0 and field.shape == ():
                 result[name] = column.to_numpy().astype(np.str_) if len(column) else np.empty(0, np.str_)

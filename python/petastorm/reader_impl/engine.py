@@ -309,15 +309,13 @@ class ReaderCore(OutputAssembly):
                 continue
             if self._batched_output:
                 outputs = self._unit_batches(results, self._epoch, self._unit)
-            else:
-                outputs = self._unit_rows(results, self._epoch, self._unit)
-            if self._batched_output:
                 for batch, rows in self._skip_batches(outputs, skip):
                     self._rows_in_unit += rows
                     self._counters["samples_emitted"] += 1
                     self._counters["rows_emitted"] += rows
                     yield batch
             else:
+                outputs = self._unit_rows(results, self._epoch, self._unit)
                 for position in range(skip, len(outputs)):
                     self._rows_in_unit += 1
                     self._counters["samples_emitted"] += 1

@@ -7,6 +7,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from petastorm.column_decode import concat_columns, object_array
 from petastorm.reader_impl.loaders import ItemResult
 from petastorm.reader_impl.shuffling import UNITS, permutation
 
@@ -67,7 +68,7 @@ class OutputAssembly:
         parts = [self._result_columns(r) for r in results if (r.rows if r.rows is not None else r.num_rows)]
         if not parts:
             return {}, 0
-        merged = parts[0] if len(parts) == 1 else {name: _concat([p[name] for p in parts]) for name in parts[0]}
+        merged = {name: concat_columns([p[name] for p in parts]) for name in parts[0]}
         total = len(merged[self._row_names[0]]) if self._row_names else 0
         if len(results) > 1 or (self.plan.shuffle_buffer_size and total > 1):
             order = self._window_order(epoch, unit, total)
@@ -84,7 +85,7 @@ class OutputAssembly:
         order = self._window_order(epoch, unit, total)
         merged = {}
         for name in self._row_names:
-            merged[name] = _concat([r.columns[name] for r in parts])[order]
+            merged[name] = concat_columns([r.columns[name] for r in parts])[order]
         size = max(1, -(-total // len(parts)))
         return [self._row_type(**{name: values[i:i + size] for name, values in merged.items()})
                 for i in range(0, total, size)]
@@ -103,25 +104,11 @@ class OutputAssembly:
             yield batch, rows
 
 
-def _objects(array: np.ndarray) -> np.ndarray:
-    out = np.empty(len(array), dtype=object)
-    for i, value in enumerate(array):
-        out[i] = value
-    return out
-
-
-def _concat(arrays: list) -> np.ndarray:
-    """Joins the column arrays of several work items (as objects when some are object arrays)."""
-    if any(a.dtype == object for a in arrays) and not all(a.dtype == object for a in arrays):
-        arrays = [a.astype(object) if a.ndim == 1 else _objects(a) for a in arrays]
-    return np.concatenate(arrays)
-
-
 def _stack(values: list) -> np.ndarray:
     """Row values (a transform function's output) as one column: stacked when they stack, else objects."""
     if any(v is None for v in values):
-        return _objects(values)
+        return object_array(values)
     try:
         return np.stack([np.asarray(v) for v in values])
     except ValueError:
-        return _objects(values)
+        return object_array(values)

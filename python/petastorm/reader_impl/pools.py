@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 from petastorm._lazy import lazy_module
 
-__all__ = ["WorkerDiedError", "WorkerTimeoutError", "DummyPool", "ThreadPool", "ProcessPool", "make_pool"]
+__all__ = ["WorkerDiedError", "WorkerTimeoutError", "PoolStoppedError", "DummyPool", "ThreadPool", "ProcessPool",
+           "make_pool"]
 
 # The process pool lives in its own module (loaded when a process pool is made); importable from here too.
 _LAZY = {"ProcessPool": "petastorm.reader_impl.process_pool"}

@@ -17,8 +17,8 @@ import threading
 import time
 from typing import Any, Callable
 
-from petastorm.reader_impl.pools import (_JOIN_GRACE_S, WorkerDiedError, WorkerTimeoutError, _check_interval,
-                                         _RemoteTraceback)
+from petastorm.reader_impl.pools import (_JOIN_GRACE_S, PoolStoppedError, WorkerDiedError, WorkerTimeoutError,
+                                         _check_interval, _RemoteTraceback)
 
 try:
     import cloudpickle
@@ -192,6 +192,8 @@ class ProcessPool:
             self._busy[worker] = (seq, time.monotonic(), describe)
 
     def _raise_died(self, worker: int, describe: str | None) -> None:
+        if self._stopped:  # stop() ended the busy workers: the consumer is told so, as the thread pool tells it
+            raise PoolStoppedError("The reader was stopped (stop() was called) while waiting for a row group")
         process = self._processes[worker]
         process.join(timeout=0.5)
         doing = f" while reading {describe}" if describe else ""

@@ -58,13 +58,13 @@ private[codec] object ZipArchive {
     // ZIP64: a 32-bit field holding 0xffffffff is in the ZIP64 extra field, in this order, when present.
     var (compressed, size, offset) = (u32(bytes, at + 20), u32(bytes, at + 24), u32(bytes, at + 42))
     var extra = at + EntrySize + nameLength
-    val extraEnd = extra + extraLength
+    val extraEnd = math.min(extra + extraLength, bytes.length)  // a crafted length may point past the directory
     while (extra + 4 <= extraEnd) {
       val (id, length) = (u16(bytes, extra), u16(bytes, extra + 2))
       if (id == Zip64Extra) {
         var field = extra + 4
         def next(value: Long): Long =
-          if (value != 0xffffffffL || field + 8 > extra + 4 + length) value
+          if (value != 0xffffffffL || field + 8 > math.min(extra + 4 + length, extraEnd)) value
           else { val v = u64(bytes, field); field += 8; v }
         size = next(size); compressed = next(compressed); offset = next(offset)
       }

@@ -80,7 +80,7 @@ final case class CellDecoder(field: UnischemaField, limits: DecodeLimits = Decod
       case Some(FieldCodec.Ndarray) => array(bytes, headers.header(bytes))
       case Some(FieldCodec.CompressedNdarray) =>
         val npy = Npz.member(bytes, limits)
-        array(npy, Npy.header(npy))
+        array(npy, headers.header(npy))
       case Some(_: FieldCodec.Image) =>
         val image = ImageCodec.decodeForField(bytes, fixed.map(_.getOrElse(-1)), limits)
         checkStored(image.dtype.descr)
