@@ -270,7 +270,7 @@ def test_restore_refuses_other_namedtuples():
 def test_numpy_scalar_refuses_object_dtype():
     object_dtype = call(op_global("numpy", "dtype", 2), op_str("O", 2), b"\x89\x88")
     data = finish(call(op_global("numpy.core.multiarray", "scalar", 2), object_dtype, op_str("x", 2)), 2)
-    with pytest.raises(PetastormMetadataError, match="Refused numpy scalar of dtype dtype\\('O'\\)"):
+    with pytest.raises(PetastormMetadataError, match="Refused numpy.dtype from a pickle: dtype 'O'"):
         safe_loads(data)
 
 
@@ -278,7 +278,7 @@ def test_build_cannot_patch_classes():
     original = NdarrayCodec.decode
     data = finish(op_global("petastorm.codecs", "NdarrayCodec", 4) + b"N}" + op_str("decode", 4)
                   + op_global("builtins", "set", 4) + b"s\x86b", 4)
-    with pytest.raises(PetastormMetadataError, match="Refused to set the state of <class"):
+    with pytest.raises(PetastormMetadataError, match="Refused to set the state of petastorm.codecs.NdarrayCodec"):
         safe_loads(data)
     assert NdarrayCodec.decode is original
 

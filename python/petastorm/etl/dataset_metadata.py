@@ -177,7 +177,7 @@ def _as_store(dataset: Any) -> ParquetStore:
 
 def get_schema(dataset: ParquetStore | str) -> Unischema:
     """The Unischema stored in the dataset's ``_common_metadata``: the JSON form if present, else the legacy pickle
-    (loaded with the allow-list unpickler).
+    (read as data under the allow-list).
 
     :raises PetastormMetadataError: no ``_common_metadata``, no schema key, or a schema that cannot be loaded.
     """
@@ -195,7 +195,7 @@ def get_schema(dataset: ParquetStore | str) -> Unischema:
 def load_json_or_pickle(store: ParquetStore, json_key: bytes, from_json: Callable[[str], Any], pickle_key: bytes,
                         what: str, missing: str, missing_error: type = PetastormMetadataError) -> Any:
     """A metadata value of ``_common_metadata``: ``json_key`` parsed by ``from_json`` when present, else
-    ``pickle_key`` loaded with the allow-list unpickler; ``missing_error(missing)`` when neither is there,
+    ``pickle_key`` read as data under the allow-list; ``missing_error(missing)`` when neither is there,
     ``PetastormMetadataError`` naming the key when it cannot be read."""
     metadata = store.key_value_metadata()
     if json_key in metadata:

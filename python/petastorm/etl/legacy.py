@@ -1,9 +1,10 @@
-"""The original Petastorm's ``petastorm.etl.legacy`` names, on top of our allow-list unpickler.
+"""The original Petastorm's ``petastorm.etl.legacy`` names, on top of our pickle-as-data loader.
 
-``restricted_loads`` and ``depickle_legacy_package_name_compatible`` load pickled Petastorm metadata with the
-same allow-list as :func:`petastorm.etl.legacy_pickle.safe_loads`: only the exact classes that Petastorm
-metadata contains are resolved, so a crafted pickle cannot import or call anything else. As in the original,
-a refused pickle raises :class:`pickle.UnpicklingError`.
+``restricted_loads``, ``depickle_legacy_package_name_compatible`` and ``RestrictedUnpickler`` load pickled Petastorm
+metadata as :func:`petastorm.etl.legacy_pickle.safe_loads` does: the pickle is read as data, only the exact classes
+that Petastorm metadata contains may be named, and each object is built by our own code from checked values, so a
+crafted pickle cannot import, call or crash anything. As in the original, a refused pickle raises
+:class:`pickle.UnpicklingError`.
 
 Metadata written before the package was renamed (module prefixes ``av.experimental.deepdrive.dataset_toolkit``
 and ``av.ml.dataset_toolkit``) is read too: the allow-list maps those names to ``petastorm``.
@@ -16,7 +17,8 @@ import pickle
 from typing import Any
 
 from petastorm.errors import PetastormMetadataError
-from petastorm.etl.legacy_pickle import _SafeUnpickler
+from petastorm.etl.legacy_pickle import load_prefix, resolve_global, resolve_object
+from petastorm.etl.pickle_data import Global
 
 __all__ = ["RestrictedUnpickler", "depickle_legacy_package_name_compatible", "restricted_loads", "safe_modules"]
 
@@ -32,31 +34,43 @@ safe_modules = frozenset({
 _LEGACY_PACKAGE_NAMES = (b"av.experimental.deepdrive.dataset_toolkit", b"av.ml.dataset_toolkit")
 
 
-class RestrictedUnpickler(_SafeUnpickler):
-    """An unpickler that resolves only the classes Petastorm metadata may contain.
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that loads only what Petastorm metadata may contain, reading the pickle as data.
 
     Anything else (``os.system``, ``subprocess.Popen``, ``builtins.eval``...) raises
-    :class:`pickle.UnpicklingError` before it is imported or called. Python 2 pickles are read with the
-    ``latin1`` encoding unless another one is given.
+    :class:`pickle.UnpicklingError` before it is imported or called. Python 2 strings are read as latin-1 text.
     """
 
     def __init__(self, file: Any, *, fix_imports: bool = True, encoding: str = "latin1", errors: str = "strict",
                  buffers: Any = None) -> None:
         super().__init__(file, fix_imports=fix_imports, encoding=encoding, errors=errors, buffers=buffers)
+        self._source = file
 
     def find_class(self, module: str, name: str) -> Any:
         """The allow-listed object for ``module.name``; :class:`pickle.UnpicklingError` for any other global."""
         try:
-            return super().find_class(module, name)
+            return resolve_object(module, name)
         except PetastormMetadataError as e:
             raise pickle.UnpicklingError(f"global '{module}.{name}' is forbidden ({e})") from None
 
     def load(self) -> Any:
-        """Reads one pickled object; a refusal of the allow-list is raised as :class:`pickle.UnpicklingError`."""
+        """Reads one pickled object from the file (left just after it when it can seek); a refusal is raised as
+        :class:`pickle.UnpicklingError`."""
+        start = self._source.tell() if self._source.seekable() else 0
         try:
-            return super().load()
+            value, end = load_prefix(self._source.read(), resolve=_resolve)
         except PetastormMetadataError as e:
             raise pickle.UnpicklingError(str(e)) from None
+        if self._source.seekable():
+            self._source.seek(start + end)
+        return value
+
+
+def _resolve(module: str, name: str) -> Global:
+    try:
+        return resolve_global(module, name)
+    except PetastormMetadataError as e:
+        raise PetastormMetadataError(f"global '{module}.{name}' is forbidden ({e})") from None
 
 
 def restricted_loads(s: bytes) -> Any:

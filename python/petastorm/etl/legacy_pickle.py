@@ -1,10 +1,13 @@
 """Safe loading of the pickled metadata keys of Petastorm datasets.
 
 The keys ``dataset-toolkit.unischema.v1`` and ``dataset-toolkit.rowgroups_index.v1`` hold Python pickles. A
-pickle can call any importable function, so loading one from an untrusted dataset could run arbitrary code.
-:func:`safe_loads` only resolves an explicit allow-list of exact ``(module, name)`` pairs that legitimate
-Petastorm metadata contains (the schema, codec and indexer classes, numpy scalar types, pyspark SQL types and a
-few containers); anything else raises :class:`PetastormMetadataError` before it is called.
+pickle can call any importable function, so loading one from an untrusted dataset with an unpickler could run
+arbitrary code, and even allowed classes (numpy's ``dtype.__setstate__``) crash on crafted state. No unpickler is
+used: :func:`safe_loads` reads the pickle as data (:mod:`petastorm.etl.pickle_data`, with its size limits), refuses
+any global outside an explicit allow-list of exact ``(module, name)`` pairs that legitimate Petastorm metadata
+contains (the schema, codec and indexer classes, numpy scalar types, pyspark SQL types and a few containers) the
+moment the pickle names it, and builds each object with our own code from validated values
+(:mod:`petastorm.etl.legacy_objects`).
 
 It also reads metadata written by old releases: module prefixes ``av.experimental.deepdrive.dataset_toolkit``
 and ``av.ml.dataset_toolkit`` (renamed to ``petastorm``), Python 2 module names (``__builtin__``, ``copy_reg``),
@@ -13,19 +16,16 @@ numpy type names removed in numpy 2 (``unicode_``, ``string_``) and fields store
 """
 from __future__ import annotations
 
-import copyreg
 import decimal
 import importlib
-import io
-import pickle
-import struct
-import types
 from collections import OrderedDict, defaultdict
 from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 
 from petastorm.errors import PetastormMetadataError
+from petastorm.etl.legacy_objects import MAKERS, SPARK_TYPES, Parts, plain_key
+from petastorm.etl.pickle_data import Call, Global, PickledDict, PickledSet, read_pickle
 
 __all__ = ["safe_loads", "PetastormMetadataError"]
 
@@ -51,240 +51,153 @@ _NUMPY_TYPES.update({"unicode_": "str_", "string_": "bytes_", "str0": "str_", "b
                      "cfloat": "complex128", "clongfloat": "clongdouble", "longcomplex": "clongdouble",
                      "int0": "intp", "uint0": "uintp"})
 
-_SPARK_TYPES = (
-    "DataType", "NullType", "StringType", "CharType", "VarcharType", "BinaryType", "BooleanType", "DateType",
-    "TimestampType", "TimestampNTZType", "DecimalType", "DoubleType", "FloatType", "ByteType", "IntegerType",
-    "LongType", "ShortType", "ArrayType", "MapType", "StructField", "StructType", "DayTimeIntervalType",
-    "YearMonthIntervalType")
-
 _BUILTIN_TYPES = {"set": set, "frozenset": frozenset, "tuple": tuple, "list": list, "dict": dict, "object": object,
                   "str": str, "unicode": str, "bytes": bytes, "int": int, "long": int, "float": float, "bool": bool,
                   "complex": complex}
-
-
-def _numpy_scalar(dtype: Any, data: Any = None) -> np.generic:
-    """``numpy.core.multiarray.scalar`` restricted to building a plain scalar from its raw bytes."""
-    if not isinstance(dtype, np.dtype) or dtype.hasobject:
-        raise PetastormMetadataError(f"Refused numpy scalar of dtype {dtype!r}: only plain (non-object) scalars "
-                                     f"are loaded")
-    if isinstance(data, str):
-        data = data.encode("latin1")  # Python 2 pickles store the bytes as str
-    if not isinstance(data, bytes) or len(data) != dtype.itemsize:
-        raise PetastormMetadataError(f"Refused numpy scalar of dtype {dtype}: expected {dtype.itemsize} raw bytes")
-    return np.frombuffer(data, dtype=dtype)[0]
-
-
-def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
-    """``_codecs.encode`` as protocols 0-2 use it to pickle bytes: only str to latin-1."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise PetastormMetadataError(f"Refused _codecs.encode with encoding {encoding!r}: only latin1 text is "
-                                     f"turned into bytes")
-    return text.encode("latin1")
-
-
-def _restore(name: str, fields: Any, values: Any) -> Any:
-    """Replacement for ``pyspark.serializers._restore`` (removed in pyspark 3); rebuilds only UnischemaFields."""
-    from petastorm.unischema import UnischemaField
-
-    fields, values = tuple(fields), tuple(values)
-    if name != "UnischemaField" or not set(fields) <= set(UnischemaField._fields) or len(fields) != len(values):
-        raise PetastormMetadataError(f"Refused pyspark.serializers._restore of namedtuple {name!r} with fields "
-                                     f"{fields!r}: only UnischemaField is loaded")
-    return UnischemaField(**dict(zip(fields, values)))
 
 
 def _lazy(module: str, name: str) -> Callable[[], Any]:
     return lambda: getattr(importlib.import_module(module), name)
 
 
-def _allow_list() -> Dict[Tuple[str, str], Callable[[], Any]]:
-    allowed: Dict[Tuple[str, str], Callable[[], Any]] = {}
+def _allow_list() -> Dict[str, Callable[[], Any]]:
+    """What each allowed global stands for when a pickle uses it as a value (a field's numpy type, a defaultdict
+    factory) or when :meth:`RestrictedUnpickler.find_class` is asked for it."""
+    allowed: Dict[str, Callable[[], Any]] = {}
     for module, names in _PETASTORM_CLASSES.items():
-        allowed.update({(module, n): _lazy(module, n) for n in names})
+        allowed.update({f"{module}.{n}": _lazy(module, n) for n in names})
     for name, target in _NUMPY_TYPES.items():
         if hasattr(np, target):
-            allowed[("numpy", name)] = _lazy("numpy", target)
-    allowed[("numpy", "dtype")] = lambda: np.dtype
-    allowed[("numpy._core.multiarray", "scalar")] = lambda: _numpy_scalar
-    allowed.update({("pyspark.sql.types", n): _lazy("pyspark.sql.types", n) for n in _SPARK_TYPES})
-    allowed[("pyspark.serializers", "_restore")] = lambda: _restore
-    allowed[("decimal", "Decimal")] = lambda: decimal.Decimal
-    allowed[("collections", "OrderedDict")] = lambda: OrderedDict
-    allowed[("collections", "defaultdict")] = lambda: defaultdict
-    allowed.update({("builtins", n): (lambda t=t: t) for n, t in _BUILTIN_TYPES.items()})
-    allowed[("copyreg", "_reconstructor")] = lambda: _safe_reconstructor
-    allowed[("_codecs", "encode")] = lambda: _latin1_encode
+            allowed[f"numpy.{name}"] = _lazy("numpy", target)
+    allowed["numpy.dtype"] = lambda: np.dtype
+    allowed.update({f"pyspark.sql.types.{n}": _lazy("pyspark.sql.types", n) for n in SPARK_TYPES})
+    allowed["decimal.Decimal"] = lambda: decimal.Decimal
+    allowed["collections.OrderedDict"] = lambda: OrderedDict
+    allowed["collections.defaultdict"] = lambda: defaultdict
+    allowed.update({f"builtins.{n}": (lambda t=t: t) for n, t in _BUILTIN_TYPES.items()})
+    for name in ("numpy._core.multiarray.scalar", "pyspark.serializers._restore", "_codecs.encode",
+                 "copyreg._reconstructor"):  # functions: only ever called through their maker
+        allowed[name] = lambda name=name: _refused_call(name)
     return allowed
+
+
+def _refused_call(name: str) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        raise PetastormMetadataError(f"{name} is only evaluated by safe_loads, from a pickle")
+    return call
 
 
 _ALLOWED = _allow_list()
 
 
-def _normalise(module: str, name: str) -> Tuple[str, str]:
+def _normalise(module: str, name: str) -> Global:
     for old, new in _RENAMED_PREFIXES:
         if module.startswith(old):
             module = new + module[len(old):]
-    return _RENAMED_MODULES.get(module, module), name
+    return Global(_RENAMED_MODULES.get(module, module), name)
 
 
-def _resolve(module: str, name: str) -> Any:
-    """The allow-listed object for a pickled global; PetastormMetadataError if it is not allow-listed."""
-    resolver = _ALLOWED.get(_normalise(module, name))
-    if resolver is None:
+def resolve_global(module: str, name: str) -> Global:
+    """The allow-listed global ``module.name`` (old module names normalised); PetastormMetadataError otherwise."""
+    normalised = _normalise(module, name)
+    if normalised.qualname not in _ALLOWED:
         raise PetastormMetadataError(f"Refused to unpickle {module}.{name}: not on the allow-list of classes "
                                      f"that Petastorm metadata may contain")
-    return resolver()
+    return normalised
 
 
-def _is_allowed_type(cls: Any) -> bool:
-    if not isinstance(cls, type):
-        return False
-    try:
-        return _resolve(cls.__module__, cls.__qualname__) is cls
-    except (PetastormMetadataError, ImportError, AttributeError):
-        return False
+def resolve_object(module: str, name: str) -> Any:
+    """What the allow-listed global ``module.name`` stands for; PetastormMetadataError if it is not allowed."""
+    return _ALLOWED[resolve_global(module, name).qualname]()
 
 
-def _is_allowed_instance(obj: Any) -> bool:
-    return any(_is_allowed_type(base) for base in type(obj).__mro__ if base is not object)
+class _Builder:
+    """Turns a pickle read as data into objects, each call through its maker; shared parts are built once."""
+
+    def __init__(self) -> None:
+        self.built: Dict[int, Any] = {}
+
+    def build(self, node: Any) -> Any:
+        if node is None or isinstance(node, (str, bytes, int, float)):
+            return node
+        if id(node) not in self.built:
+            self.built[id(node)] = self._build(node)
+        return self.built[id(node)]
+
+    def _build(self, node: Any) -> Any:
+        if isinstance(node, bytearray):
+            return bytearray(node)
+        if isinstance(node, list):
+            return [self.build(item) for item in node]
+        if isinstance(node, tuple):
+            return tuple(self.build(item) for item in node)
+        if isinstance(node, PickledDict):
+            return {plain_key(self.build(k)): self.build(v) for k, v in node.items}
+        if isinstance(node, PickledSet):
+            return (frozenset if node.frozen else set)(plain_key(self.build(item)) for item in node.items)
+        if isinstance(node, Global):
+            return _ALLOWED[node.qualname]()
+        return self._call(node)
+
+    def _call(self, call: Call) -> Any:
+        func, args = call.func, call.args
+        if func.qualname == "copyreg._reconstructor":
+            func, args = _reconstructed(call)
+        maker = MAKERS.get(func.qualname)
+        if maker is None or (call.kwargs is not None and call.kwargs.items):
+            raise PetastormMetadataError(f"Refused a call of {func.qualname}: a pickle of Petastorm metadata never "
+                                         f"calls it (or never with keyword arguments)")
+        return maker(Parts(func.qualname, self.build(args), self.build(call.state),
+                           [self.build(item) for item in call.list_items],
+                           [(self.build(k), self.build(v)) for k, v in call.dict_items]))
 
 
-def _safe_reconstructor(cls: Any, base: Any, state: Any) -> Any:
-    """``copyreg._reconstructor`` limited to allow-listed classes (``base`` may also be ``object``)."""
-    if not (_is_allowed_type(cls) and (base is object or _is_allowed_type(base)) and issubclass(cls, base)):
+def _reconstructed(call: Call) -> Tuple[Global, tuple]:
+    """``copyreg._reconstructor(cls, base, base_state)`` (protocols 0 and 1) as the class and its arguments: only an
+    allowed class on ``object`` or (a namedtuple) on ``tuple``."""
+    cls, base, base_state = call.args if len(call.args) == 3 else (None, None, None)
+    base_name = base.qualname if isinstance(base, Global) else None
+    if not isinstance(cls, Global) or cls.qualname not in MAKERS or base_name not in ("builtins.object",
+                                                                                   "builtins.tuple"):
         raise PetastormMetadataError(f"Refused copyreg._reconstructor({cls!r}, {base!r}, ...): only allow-listed "
-                                     f"classes are reconstructed")
-    return copyreg._reconstructor(cls, base, state)
+                                     f"classes are reconstructed, on object or tuple")
+    if base_name == "builtins.tuple" and isinstance(base_state, tuple):
+        return cls, base_state
+    if base_state is not None:
+        raise PetastormMetadataError(f"Refused copyreg._reconstructor({cls!r}, object, {base_state!r})")
+    return cls, ()
 
 
-_TIME_UNITS = {u.encode() for u in ("Y", "M", "W", "D", "h", "m", "s", "ms", "us", "ns", "ps", "fs", "as", "generic")}
-
-
-def _check_dtype_state(dtype: np.dtype, state: Any) -> None:
-    """A pickled dtype's ``__setstate__`` state must be the plain one of its type (any byte order): numpy trusts the
-    item size, alignment, fields and flags it is handed, and a crafted state yields dtypes that read out of bounds."""
-    expected = dtype.__reduce__()[2]
-    plain = isinstance(state, tuple) and len(state) == len(expected) and state[0] == expected[0] and \
-        state[1] in ("<", ">", "|", "=") and state[2:8] == expected[2:8]
-    if plain and len(state) > 8:  # datetime64 / timedelta64: (None, (unit, count, 1, 1)) with a known unit
-        unit = state[8][1] if isinstance(state[8], tuple) and len(state[8]) == 2 else None
-        plain = isinstance(unit, tuple) and len(unit) == 4 and unit[0] in _TIME_UNITS and unit[1:] == (1, 1, 1)
-    if not plain:
-        raise PetastormMetadataError(f"Refused the pickled state {state!r} of dtype {dtype}: only plain dtypes "
-                                     f"are loaded")
-
-
-class _SafeUnpickler(pickle._Unpickler):
-    """Pure-Python unpickler (so that BUILD can be checked) resolving only allow-listed globals."""
-
-    dispatch = dict(pickle._Unpickler.dispatch)
-
-    def find_class(self, module: str, name: str) -> Any:
-        return _resolve(module, name)
-
-    def load_build(self) -> None:
-        inst = self.stack[-2]  # the state is on top, the object to build below it
-        if isinstance(inst, (type, types.FunctionType, types.BuiltinFunctionType)) or not _is_allowed_instance(inst):
-            raise PetastormMetadataError(f"Refused to set the state of {inst!r}: only instances of allow-listed "
-                                         f"classes are built")
-        if isinstance(inst, np.dtype):
-            _check_dtype_state(inst, self.stack[-1])
-        super().load_build()
-
-    dispatch[pickle.BUILD[0]] = load_build
-
-    input_size = 0  # bytes of the pickle: no object in it can be larger
-
-    def load_bytearray8(self) -> None:
-        # pickle allocates the stated size before reading: a 600-byte pickle claiming 9.9 GB took 9.9 GB.
-        (size,) = struct.unpack("<Q", self.read(8))
-        if size > self.input_size:
-            raise PetastormMetadataError(f"a BYTEARRAY8 claims {size:,} bytes, the pickle has {self.input_size:,}")
-        buffer = bytearray(size)
-        self.readinto(buffer)
-        self.append(buffer)
-
-    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise PetastormMetadataError("Refused a persistent id: Petastorm metadata never contains one")
-
-
-# A loaded value may hold at most this many objects, counting each reference (a pickle can make a list refer twice
-# to the one below it through the memo: printing, hashing or comparing such a DAG takes time exponential in depth).
-_MAX_OBJECTS = 1_000_000
-_MAX_DEPTH = 64
-
-
-def _check_size(value: Any, what: str) -> None:
-    """Raises ``PetastormMetadataError`` when ``value``, walked as a tree (shared objects counted every time they
-    are referred to), holds more than ``_MAX_OBJECTS`` objects or nests deeper than ``_MAX_DEPTH``."""
-    stack, count = [(value, 0)], 0
-    while stack:
-        obj, depth = stack.pop()
-        count += 1
-        if count > _MAX_OBJECTS or depth > _MAX_DEPTH:
-            raise PetastormMetadataError(f"Cannot load {what}: it holds more than {_MAX_OBJECTS:,} objects or nests "
-                                         f"deeper than {_MAX_DEPTH} (legitimate metadata is small; a crafted pickle?)")
-        if isinstance(obj, (str, bytes, int, float, bool, type(None), type)):
-            continue
-        if isinstance(obj, dict):
-            children = list(obj.keys()) + list(obj.values())
-        elif isinstance(obj, (list, tuple, set, frozenset)):
-            children = list(obj)
-        else:
-            children = list(getattr(obj, "__dict__", {}).values())
-        stack.extend((child, depth + 1) for child in children)
+def load_prefix(data: bytes, what: str = "pickled Petastorm metadata",
+                resolve: Callable[[str, str], Global] = resolve_global) -> Tuple[Any, int]:
+    """The value of the pickle at the start of ``data`` (see :func:`safe_loads`) and the offset after it;
+    ``resolve`` may word the refusal of a global differently (it must refuse what :func:`resolve_global` does)."""
+    try:
+        tree, end = read_pickle(data, resolve)
+        return _Builder().build(tree), end
+    except PetastormMetadataError as e:
+        raise PetastormMetadataError(f"Cannot load {what}: {e}") from None
+    except Exception as e:  # a maker's constructor refusing a value the checks let through
+        raise PetastormMetadataError(f"Cannot load {what}: {type(e).__name__}: {e}") from e
 
 
 def safe_loads(data: bytes, what: str = "pickled Petastorm metadata") -> Any:
-    """Unpickle ``data`` resolving only allow-listed classes; nothing else is imported or called.
+    """Load pickled Petastorm metadata as data: nothing outside the allow-list is imported, nothing is called.
 
     :param data: the pickle bytes (any protocol, 0 to 5).
     :param what: what the bytes are (e.g. the metadata key), used in error messages.
-    :raises PetastormMetadataError: a global outside the allow-list (the message names its ``module.name``),
-        bytes that are not a loadable pickle, or a value too large to be metadata (more than 1,000,000 objects
-        counting every reference, or nested deeper than 64).
+    :raises PetastormMetadataError: a global outside the allow-list (the message names its ``module.name``), bytes
+        that are not a pickle of Petastorm metadata, or a value over the limits of
+        :class:`petastorm.etl.pickle_data.PickleLimits` (256 MiB, 1,000,000 objects counting every reference,
+        nesting deeper than 64).
     """
-    try:
-        unpickler = _SafeUnpickler(io.BytesIO(data), encoding="latin1")
-        unpickler.input_size = len(data)
-        value = unpickler.load()
-    except PetastormMetadataError as e:
-        raise PetastormMetadataError(f"Cannot load {what}: {e}") from None
-    except Exception as e:  # a malformed pickle can fail in many ways; report them all the same way
-        raise PetastormMetadataError(f"Cannot load {what}: {type(e).__name__}: {e}") from e
-    _check_size(value, what)
-    return value
+    return load_prefix(data, what)[0]
 
 
 def check_loaded_unischema(schema: Any, what: str) -> None:
-    """Raises ``PetastormMetadataError`` unless an unpickled ``schema`` is a well-formed Unischema: fields with a str
-    name, a numpy (or Decimal) type, a shape of ints >= 0 and None, a bool nullability and a codec holding the
-    state its class needs (a pickle may build allow-listed objects with any state, or none)."""
-    from petastorm.codecs import CompressedImageCodec, DataframeColumnCodec, ScalarCodec
-    from petastorm.unischema import Unischema, UnischemaField
+    """Raises ``PetastormMetadataError`` unless a loaded ``schema`` is a Unischema (its fields and codecs were
+    checked as they were built)."""
+    from petastorm.unischema import Unischema
 
-    def bad(reason: str) -> PetastormMetadataError:
-        return PetastormMetadataError(f"Cannot load {what}: {reason}")
-
-    if not isinstance(schema, Unischema) or not isinstance(getattr(schema, "_fields", None), dict) or \
-            not isinstance(getattr(schema, "_name", None), str):
-        raise bad(f"it holds a {type(schema).__name__}, expected a Unischema")
-    for name, field in schema._fields.items():
-        if not isinstance(field, UnischemaField) or not isinstance(field.name, str) or field.name != name:
-            raise bad(f"entry {name!r} is not a field of that name")
-        if not (isinstance(field.numpy_dtype, type) and issubclass(field.numpy_dtype, (np.generic, decimal.Decimal))):
-            raise bad(f"field {name!r} has the type {field.numpy_dtype!r}, expected a numpy scalar type or Decimal")
-        if not isinstance(field.shape, tuple) or len(field.shape) > 32 or not all(
-                d is None or (type(d) is int and d >= 0) for d in field.shape):
-            raise bad(f"field {name!r} has the shape {field.shape!r}, expected a tuple of ints >= 0 and None")
-        if not isinstance(field.nullable, (bool, np.bool_)):
-            raise bad(f"field {name!r} has the nullability {field.nullable!r}, expected a bool")
-        codec, state = field.codec, getattr(field.codec, "__dict__", {})
-        needed = {ScalarCodec: ("_spark_type",),
-                  CompressedImageCodec: ("_image_codec", "_quality")}.get(type(codec), ())
-        if codec is not None and (not isinstance(codec, DataframeColumnCodec) or any(k not in state for k in needed)):
-            raise bad(f"field {name!r} has the codec {type(codec).__name__} without its state")
-        if isinstance(codec, CompressedImageCodec) and codec._image_codec not in (".png", ".jpeg"):
-            raise bad(f"field {name!r} has the image format {codec._image_codec!r}, expected .png or .jpeg")
+    if not isinstance(schema, Unischema):
+        raise PetastormMetadataError(f"Cannot load {what}: it holds a {type(schema).__name__}, expected a Unischema")
