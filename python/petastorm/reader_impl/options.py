@@ -166,7 +166,9 @@ OPTIONS_DOC = """
         ``'pad'`` shards with rows from the start so that no row is lost.
     :param resume_from: (extension) a :meth:`Reader.state_dict` to continue from.
     :param worker_timeout: (extension) seconds one work item may take before the reader raises
-        :class:`~petastorm.reader_impl.pools.WorkerTimeoutError` (None: no limit; default 600).
+        :class:`~petastorm.reader_impl.pools.WorkerTimeoutError` (None: no limit; default 600). The ``'dummy'``
+        pool decodes in the calling thread, where nothing can interrupt it: the limit applies to the thread and
+        process pools only.
     :param decode_limits: (extension) a :class:`~petastorm.codecs.DecodeLimits`: the most bytes one decoded array
         cell and the most pixels one image may have, checked from the cell's header before decoding (defaults:
         512 MiB, 89,478,485 pixels).

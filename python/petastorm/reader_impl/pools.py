@@ -59,7 +59,8 @@ def _check_interval(timeout: float | None) -> float:
 
 
 class DummyPool:
-    """Runs each task in the consumer's thread when its result is asked for."""
+    """Runs each task in the consumer's thread when its result is asked for (so ``worker_timeout``, accepted for a
+    uniform signature, cannot apply: nothing can interrupt the caller's own thread)."""
 
     kind = "dummy"
 
