@@ -1,24 +1,27 @@
 package org.petastorm.spark.format
 
-import java.io.ByteArrayOutputStream
 import java.nio.charset.StandardCharsets.UTF_8
+import java.util.IdentityHashMap
 
-import scala.jdk.CollectionConverters._
-
-import net.razorvine.pickle.{IObjectConstructor, PickleException, Unpickler}
 import org.apache.spark.sql.types._
 
 /** A pickle that names a class outside the allow-list, or that does not hold a Unischema; nothing was run. */
 class RefusedPickleException(message: String) extends IllegalArgumentException(message)
 
 /**
- * The legacy `dataset-toolkit.unischema.v1` key: Petastorm's pickled Unischema. Reading accepts exactly the classes
- * that legitimate Petastorm pickles name (the same allow-list as the Python reader) and builds plain values from
- * them; writing produces a protocol-2 pickle with the original's class paths and object state.
+ * The legacy `dataset-toolkit.unischema.v1` key: Petastorm's pickled Unischema. Reading takes the pickle as data
+ * ([[PickleReader]]), accepts exactly the classes that legitimate Petastorm pickles name (the same allow-list as the
+ * Python reader) and builds the schema from the forms they use; writing produces a protocol-0 pickle with the
+ * original's class paths and object state.
  */
 object LegacyPickle {
+  import PickleValue._
+
   private val ModuleRenames = Seq("av.experimental.deepdrive.dataset_toolkit." -> "petastorm.",
     "av.ml.dataset_toolkit." -> "petastorm.")
+
+  /** Python 2's module names, read as Python 3's (as Python 3's unpickler does). */
+  private val Python2Modules = Map("copy_reg" -> "copyreg", "__builtin__" -> "builtins")
 
   private val NumpyDTypes = Map(
     "bool_" -> "bool", "int8" -> "int8", "int16" -> "int16", "int32" -> "int32", "int64" -> "int64",
@@ -32,193 +35,175 @@ object LegacyPickle {
     "BooleanType" -> BooleanType, "DateType" -> DateType, "TimestampType" -> TimestampType,
     "TimestampNTZType" -> TimestampNTZType, "NullType" -> NullType)
 
-  /** An integer from 0 to Int.MaxValue, read exactly: a dimension of 2^32 + 3 is refused, never read as 3. */
-  private def isDimension(n: Number): Boolean = n match {
-    case _: java.lang.Integer | _: java.lang.Long | _: java.math.BigInteger =>
-      val value = BigInt(n.toString)
-      value >= 0 && value <= Int.MaxValue
-    case _ => false
-  }
-
   private val Codecs = Set("ScalarCodec", "NdarrayCodec", "CompressedNdarrayCodec", "CompressedImageCodec")
 
-  private val Allowed: Set[String] =
-    Set("petastorm.unischema.Unischema", "petastorm.unischema.UnischemaField", "collections.OrderedDict",
-      "copy_reg._reconstructor", "copyreg._reconstructor", "__builtin__.object", "builtins.object",
-      "__builtin__.tuple", "builtins.tuple", "pyspark.serializers._restore", "decimal.Decimal",
-      "pyspark.sql.types.DecimalType") ++
-      Codecs.map("petastorm.codecs." + _) ++ NumpyDTypes.keys.map("numpy." + _) ++
-      SparkTypes.keys.map("pyspark.sql.types." + _)
+  private val CodecsModule = "petastorm.codecs."
+  private val SparkTypesModule = "pyspark.sql.types."
+  private val UnischemaClass = "petastorm.unischema.Unischema"
+  private val FieldClass = "petastorm.unischema.UnischemaField"
 
-  /** An instance of an allowed Python class: constructor arguments plus the `__dict__` set by BUILD. */
-  final class PyObject(val cls: String, val args: Seq[AnyRef]) {
-    var state: Map[String, AnyRef] = Map.empty
-    def __setstate__(s: java.util.HashMap[AnyRef, AnyRef]): Unit =
-      state = s.asScala.map { case (k, v) => k.toString -> v }.toMap
-  }
+  /** The classes whose objects a Unischema pickle holds, as constructor arguments and state. */
+  private val ObjectClasses: Set[String] = Set(UnischemaClass, FieldClass, SparkTypesModule + "DecimalType") ++
+    Codecs.map(CodecsModule + _) ++ SparkTypes.keys.map(SparkTypesModule + _)
 
-  /** An allowed class or function named by GLOBAL; calling it only builds values. */
-  final class PyClass(val name: String) extends IObjectConstructor {
-    override def construct(args: Array[AnyRef]): AnyRef = name match {
-      case "collections.OrderedDict" =>
-        val map = new java.util.LinkedHashMap[AnyRef, AnyRef]()
-        args.headOption.collect { case items: java.util.List[_] => items.asScala }.getOrElse(Nil).foreach {
-          case Array(k: AnyRef, v: AnyRef) => map.put(k, v)
-          case pair: java.util.List[_] => map.put(pair.get(0).asInstanceOf[AnyRef], pair.get(1).asInstanceOf[AnyRef])
-          case other => throw new RefusedPickleException(s"OrderedDict item $other is not a pair")
-        }
-        map
-      case "copy_reg._reconstructor" | "copyreg._reconstructor" => args match {
-        case Array(cls: PyClass, base: PyClass, state) if base.name.endsWith(".tuple") =>
-          cls.construct(state.asInstanceOf[Array[AnyRef]])
-        case Array(cls: PyClass, _: PyClass, _) => cls.construct(Array.empty)
-        case _ => throw new RefusedPickleException("copy_reg._reconstructor with unexpected arguments")
-      }
-      case "pyspark.serializers._restore" => args match {
-        case Array(_, _, values: Array[AnyRef]) => new PyObject("petastorm.unischema.UnischemaField", values.toSeq)
-        case _ => throw new RefusedPickleException("pyspark.serializers._restore with unexpected arguments")
-      }
-      case "decimal.Decimal" => new java.math.BigDecimal(args.head.toString)
-      case _ if name.startsWith("numpy.") =>
-        throw new RefusedPickleException(s"$name values are not expected in a Unischema pickle")
-      case _ => new PyObject(name, args.toSeq)
+  private val Allowed: Set[String] = ObjectClasses ++ Set("collections.OrderedDict", "copyreg._reconstructor",
+    "builtins.object", "builtins.tuple", "pyspark.serializers._restore", "decimal.Decimal") ++
+    NumpyDTypes.keys.map("numpy." + _)
+
+  /** numpy's limit on an array's dimensions (32 before numpy 2). */
+  private val MaxDimensions = 64
+
+  private val Reconstructor = Global("copyreg", "_reconstructor")
+  private val Restore = Global("pyspark.serializers", "_restore")
+  private val OrderedDict = Global("collections", "OrderedDict")
+
+  /** A name the pickle gives, under its current module path; one outside the allow-list is refused. */
+  private def resolve(global: Global): Global = {
+    val module = ModuleRenames.collectFirst { case (old, now) if global.module.startsWith(old) =>
+      now + global.module.drop(old.length)
+    }.getOrElse(Python2Modules.getOrElse(global.module, global.module))
+    if (!Allowed.contains(s"$module.${global.name}")) {
+      throw new RefusedPickleException(s"Refused to load ${global.module}.${global.name} from a pickle: it is not " +
+        "a class that Petastorm metadata contains (nothing was executed)")
     }
-  }
-
-  private final class AllowListUnpickler extends Unpickler {
-    private def resolve(module: String, name: String): PyClass = {
-      val renamed = ModuleRenames.collectFirst { case (p, r) if module.startsWith(p) => r + module.drop(p.length) }
-        .getOrElse(module)
-      val qualified = s"$renamed.$name"
-      if (!Allowed.contains(qualified)) {
-        throw new RefusedPickleException(s"Refused to load $module.$name from a pickle: it is not a class that " +
-          "Petastorm metadata contains (nothing was executed)")
-      }
-      new PyClass(qualified)
-    }
-
-    private def readLine(): String = {
-      val out = new ByteArrayOutputStream()
-      var b = input.read()
-      while (b != -1 && b != '\n') { out.write(b); b = input.read() }
-      new String(out.toByteArray, UTF_8).stripSuffix("\r")
-    }
-
-    override protected def dispatch(key: Short): AnyRef = key match {
-      case 'c' => // GLOBAL
-        val module = readLine(); val name = readLine()
-        stack.add(resolve(module, name)); Unpickler.NO_RETURN_VALUE
-      case 0x93 => // STACK_GLOBAL
-        val name = stack.pop().toString; val module = stack.pop().toString
-        stack.add(resolve(module, name)); Unpickler.NO_RETURN_VALUE
-      case 'i' => // INST
-        val cls = resolve(readLine(), readLine())
-        stack.add(cls.construct(stack.pop_all_since_marker().toArray)); Unpickler.NO_RETURN_VALUE
-      case 'o' => // OBJ
-        stack.pop_all_since_marker().asScala.toList match {
-          case (cls: PyClass) :: args => stack.add(cls.construct(args.toArray.asInstanceOf[Array[AnyRef]]))
-          case _ => throw new RefusedPickleException("OBJ on something that is not an allowed class")
-        }
-        Unpickler.NO_RETURN_VALUE
-      case 0x82 | 0x83 | 0x84 | 'P' | 'Q' => // EXT1, EXT2, EXT4, PERSID, BINPERSID
-        throw new RefusedPickleException(s"Refused pickle opcode 0x${(key & 0xff).toHexString}")
-      case 'B' | 'T' | 'X' | 0x8b => // BINBYTES, BINSTRING, BINUNICODE, LONG4: a 4-byte length, allocated first
-        checkLength(4); super.dispatch(key)
-      case 0x8e | 0x8d | 0x96 | 0x95 => // BINBYTES8, BINUNICODE8, BYTEARRAY8, FRAME: an 8-byte length
-        checkLength(8); super.dispatch(key)
-      case 's' => // SETITEM: the key is hashed by a java.util.HashMap
-        val value = stack.pop(); val k = stack.pop(); checkKey(k); stack.add(k); stack.add(value); super.dispatch(key)
-      case 'u' | 'd' | 0x90 | 0x91 => // SETITEMS, DICT: keys at even places; ADDITEMS, FROZENSET: set elements
-        val items = stack.pop_all_since_marker().asScala.toSeq
-        items.zipWithIndex.foreach { case (item, i) => if (i % 2 == 0 || key == 0x90 || key == 0x91) checkKey(item) }
-        stack.add_mark(); items.foreach(stack.add); super.dispatch(key)
-      case _ => super.dispatch(key)
-    }
-
-    /** The unpickler allocates what a length prefix states before reading it: no object is larger than what is
-     * left of the pickle, so a larger length is refused before anything is allocated. */
-    private def checkLength(width: Int): Unit = {
-      input.mark(width)
-      val bytes = new Array[Byte](width)
-      val read = input.read(bytes)
-      input.reset()
-      val length = bytes.take(read max 0).zipWithIndex.map { case (b, i) => BigInt(b & 0xff) << (8 * i) }.sum
-      val left = input.available() - width
-      if (read < width || length > left) {
-        throw new RefusedPickleException(s"A pickle opcode claims $length bytes; the pickle has $left left")
-      }
-    }
-
-    /** Dict keys and set elements are hashed: Petastorm metadata only has strings, numbers and booleans there (a
-     * list key would be hashed element by element: a DAG of lists takes exponential time). */
-    private def checkKey(k: AnyRef): Unit = k match {
-      case null | _: String | _: Number | _: java.lang.Boolean =>
-      case other => throw new RefusedPickleException(
-        s"Refused a dict key or set element of type ${other.getClass.getSimpleName} (metadata keys are strings)")
-    }
+    Global(module, global.name)
   }
 
   /** Reads a pickled Unischema under the allow-list. */
-  def readUnischema(bytes: Array[Byte]): Unischema = {
-    val root = try new AllowListUnpickler().loads(bytes) catch {
-      case e: RefusedPickleException => throw e
-      case e: PickleException => throw new RefusedPickleException(s"Unreadable Unischema pickle: ${e.getMessage}")
-    }
-    root match {
-      case o: PyObject if o.cls == "petastorm.unischema.Unischema" =>
-        val fields = o.state.get("_fields") match {
-          case Some(m: java.util.Map[_, _]) => m.values().asScala.toSeq.map(toField)
-          case _ => throw new RefusedPickleException("The pickled Unischema has no _fields")
+  def readUnischema(bytes: Array[Byte]): Unischema = new UnischemaReader().unischema(PickleReader.read(bytes, resolve))
+
+  /** An object of an allowed class, as a legitimate pickle builds it: constructor arguments and `__dict__`. */
+  private final case class PyObject(cls: String, args: IndexedSeq[PickleValue], state: Map[String, PickleValue])
+
+  /**
+   * Interprets one pickle's tree. A state dict may be shared by many objects, so each is turned into a map once:
+   * the work stays linear in the pickle's size.
+   */
+  private final class UnischemaReader {
+    private val states = new IdentityHashMap[PickleValue, Map[String, PickleValue]]()
+
+    def unischema(root: PickleValue): Unischema = pyObject(root) match {
+      case Some(PyObject(UnischemaClass, _, state)) =>
+        val name = state.get("_name") match {
+          case Some(PyStr(s)) => s
+          case None => ""
+          case Some(other) => throw new RefusedPickleException(s"The Unischema's _name is a ${other.typeName}")
         }
-        Unischema(o.state.get("_name").map(_.toString).getOrElse(""), fields)
+        val fields = fieldValues(state.getOrElse("_fields",
+          throw new RefusedPickleException("The pickled Unischema has no _fields"))).map(field)
+        fields.groupBy(_.name).find(_._2.size > 1).foreach { case (n, same) =>
+          throw new RefusedPickleException(s"The pickled Unischema has the field '$n' ${same.size} times")
+        }
+        Unischema(name, fields)
       case other => throw new RefusedPickleException(
-        s"The pickle holds ${Option(other).map(_.getClass.getSimpleName).orNull}, expected a Unischema")
+        s"The pickle holds ${other.fold(root.typeName)(_.cls)}, expected a Unischema")
     }
-  }
 
-  private def toField(value: Any): UnischemaField = value match {
-    case f: PyObject if f.cls == "petastorm.unischema.UnischemaField" && f.args.length >= 4 =>
-      val name = f.args.head.toString
-      val dtype = f.args(1) match {
-        case c: PyClass if c.name == "decimal.Decimal" => "decimal"
-        case c: PyClass if c.name.startsWith("numpy.") => NumpyDTypes(c.name.stripPrefix("numpy."))
-        case other => throw new RefusedPickleException(s"Field '$name': unsupported numpy_dtype $other")
+    /** The forms legitimate pickles give objects; a numpy or Decimal value is refused, anything else is None. */
+    private def pyObject(value: PickleValue): Option[PyObject] = value match {
+      // Protocols 0 and 1: copy_reg._reconstructor(cls, object, None), its state set by BUILD ...
+      case Call(Reconstructor, Seq(cls: Global, Global("builtins", "object"), PyNone), Seq(), state, Seq(), Seq()) =>
+        Some(PyObject(cls.typeName, Vector.empty, stateOf(cls, state)))
+      // ... and copy_reg._reconstructor(UnischemaField, tuple, values) for a namedtuple.
+      case Call(Reconstructor, Seq(cls: Global, Global("builtins", "tuple"), PyTuple(values)), Seq(), None,
+          Seq(), Seq()) =>
+        Some(PyObject(cls.typeName, values, Map.empty))
+      // Petastorm 0.4-0.7: the namedtuple as pyspark pickled it.
+      case Call(Restore, Seq(PyStr("UnischemaField"), _: PyTuple, PyTuple(values)), Seq(), None, Seq(), Seq()) =>
+        Some(PyObject(FieldClass, values, Map.empty))
+      // Protocol 2 and later: NEWOBJ (or REDUCE) of the class, its state set by BUILD.
+      case Call(cls: Global, args, Seq(), state, Seq(), Seq()) if ObjectClasses.contains(cls.typeName) =>
+        Some(PyObject(cls.typeName, args, stateOf(cls, state)))
+      case Call(cls: Global, _, _, _, _, _) if cls.module == "numpy" || cls.module == "decimal" =>
+        throw new RefusedPickleException(s"${cls.typeName} values are not expected in a Unischema pickle")
+      case _ => None
+    }
+
+    private def stateOf(cls: Global, state: Option[PickleValue]): Map[String, PickleValue] = state match {
+      case None | Some(PyNone) => Map.empty
+      case Some(dict: PyDict) => Option(states.get(dict)).getOrElse {
+        val map = dict.entries.collect { case (PyStr(key), value) => key -> value }.toMap
+        states.put(dict, map)
+        map
       }
-      val shape = f.args(2) match {
-        case dims: Array[AnyRef] => dims.toSeq.map {
-          case null => None
-          case n: Number if isDimension(n) => Some(n.intValue())
-          case other => throw new RefusedPickleException(s"Field '$name': bad shape dimension $other")
+      case Some(other) => throw new RefusedPickleException(s"The state of ${cls.typeName} is a ${other.typeName}")
+    }
+
+    /** `_fields`: an OrderedDict, from a list of pairs (Python 2) or from SETITEMS (Python 3), in pickled order. */
+    private def fieldValues(fields: PickleValue): Seq[PickleValue] = fields match {
+      case Call(OrderedDict, args, Seq(), _, Seq(), entries) if args.size <= 1 =>
+        args.flatMap(pairs).map(pairValue) ++ entries.map(_._2)
+      case PyDict(entries) => entries.map(_._2)
+      case other => throw new RefusedPickleException(s"The Unischema's _fields is a ${other.typeName}")
+    }
+
+    private def pairs(items: PickleValue): Seq[PickleValue] = items match {
+      case PyList(pairs) => pairs
+      case PyTuple(pairs) => pairs
+      case other => throw new RefusedPickleException(s"OrderedDict of a ${other.typeName}, not of pairs")
+    }
+
+    private def pairValue(pair: PickleValue): PickleValue = pair match {
+      case PyList(Seq(_, value)) => value
+      case PyTuple(Seq(_, value)) => value
+      case other => throw new RefusedPickleException(s"OrderedDict item ${other.typeName} is not a pair")
+    }
+
+    private def field(value: PickleValue): UnischemaField = pyObject(value) match {
+      case Some(PyObject(FieldClass, args, _)) if args.length >= 4 =>
+        val name = args.head match {
+          case PyStr(s) => s
+          case other => throw new RefusedPickleException(s"A field's name is a ${other.typeName}")
         }
-        case other => throw new RefusedPickleException(s"Field '$name': shape $other is not a tuple")
-      }
-      val nullable = f.args.lift(4).exists(_ == java.lang.Boolean.TRUE)
-      UnischemaField(name, dtype, shape, Option(f.args(3)).map(c => toCodec(name, c)), nullable)
-    case other => throw new RefusedPickleException(s"Expected a UnischemaField, got $other")
-  }
-
-  private def toCodec(field: String, value: Any): FieldCodec = value match {
-    case c: PyObject => c.cls.stripPrefix("petastorm.codecs.") match {
-      case "NdarrayCodec" => FieldCodec.Ndarray
-      case "CompressedNdarrayCodec" => FieldCodec.CompressedNdarray
-      case "CompressedImageCodec" =>
-        val format = c.state.get("_image_codec").map(_.toString.stripPrefix(".")).getOrElse("png")
-        FieldCodec.Image(if (format == "jpg") "jpeg" else format,
-          c.state.get("_quality").collect { case n: Number => n.intValue() }.getOrElse(80))
-      case "ScalarCodec" => FieldCodec.Scalar(c.state.get("_spark_type") match {
-        case Some(t: PyObject) => toSparkType(field, t)
-        case other => throw new RefusedPickleException(s"Field '$field': ScalarCodec without a Spark type ($other)")
-      })
-      case other => throw new RefusedPickleException(s"Field '$field': unknown codec $other")
+        UnischemaField(name, dtype(name, args(1)), shape(name, args(2)),
+          Some(args(3)).filter(_ != PyNone).map(codec(name, _)), args.lift(4).contains(PyBool(true)))
+      case other => throw new RefusedPickleException(
+        s"Expected a UnischemaField, got ${other.fold(value.typeName)(_.cls)}")
     }
-    case other => throw new RefusedPickleException(s"Field '$field': codec $other is not a codec")
-  }
 
-  private def toSparkType(field: String, t: PyObject): DataType = t.cls.stripPrefix("pyspark.sql.types.") match {
-    case "DecimalType" =>
-      def int(key: String, default: Int) = t.state.get(key).collect { case n: Number => n.intValue() }.getOrElse(default)
-      DecimalType(int("precision", 10), int("scale", 0))
-    case name => SparkTypes.getOrElse(name, throw new RefusedPickleException(s"Field '$field': Spark type $name"))
+    private def dtype(field: String, value: PickleValue): String = value match {
+      case Global("decimal", "Decimal") => "decimal"
+      case Global("numpy", name) => NumpyDTypes(name)
+      case other => throw new RefusedPickleException(s"Field '$field': unsupported numpy_dtype ${other.typeName}")
+    }
+
+    /** Dimensions from 0 to Int.MaxValue, read exactly: 2^32 + 3 is refused, never read as 3. */
+    private def shape(field: String, value: PickleValue): Seq[Option[Int]] = value match {
+      case PyTuple(dims) if dims.size <= MaxDimensions => dims.map {
+        case PyNone => None
+        case PyInt(n) if n >= 0 && n.isValidInt => Some(n.toInt)
+        case PyInt(n) => throw new RefusedPickleException(s"Field '$field': bad shape dimension " +
+          (if (n.isValidLong) n.toString else s"of ${n.bitLength} bits"))
+        case other => throw new RefusedPickleException(s"Field '$field': bad shape dimension ${other.typeName}")
+      }
+      case PyTuple(dims) => throw new RefusedPickleException(
+        s"Field '$field': a shape of ${dims.size} dimensions (numpy has at most $MaxDimensions)")
+      case other => throw new RefusedPickleException(s"Field '$field': shape ${other.typeName} is not a tuple")
+    }
+
+    private def codec(field: String, value: PickleValue): FieldCodec = pyObject(value) match {
+      case Some(PyObject(cls, _, state)) if cls.startsWith(CodecsModule) => cls.stripPrefix(CodecsModule) match {
+        case "NdarrayCodec" => FieldCodec.Ndarray
+        case "CompressedNdarrayCodec" => FieldCodec.CompressedNdarray
+        case "CompressedImageCodec" =>
+          val format = state.get("_image_codec").collect { case PyStr(s) => s.stripPrefix(".") }.getOrElse("png")
+          FieldCodec.Image(if (format == "jpg") "jpeg" else format, int(state, "_quality").getOrElse(80))
+        case "ScalarCodec" => FieldCodec.Scalar(state.get("_spark_type").flatMap(pyObject) match {
+          case Some(t) if t.cls.startsWith(SparkTypesModule) => sparkType(t)
+          case _ => throw new RefusedPickleException(s"Field '$field': ScalarCodec without a Spark type")
+        })
+      }
+      case other => throw new RefusedPickleException(
+        s"Field '$field': ${other.fold(value.typeName)(_.cls)} is not a codec")
+    }
+
+    private def sparkType(t: PyObject): DataType = t.cls.stripPrefix(SparkTypesModule) match {
+      case "DecimalType" => DecimalType(int(t.state, "precision").getOrElse(10), int(t.state, "scale").getOrElse(0))
+      case name => SparkTypes(name)
+    }
+
+    private def int(state: Map[String, PickleValue], key: String): Option[Int] =
+      state.get(key).collect { case PyInt(n) if n.isValidInt => n.toInt }
   }
 
   /**

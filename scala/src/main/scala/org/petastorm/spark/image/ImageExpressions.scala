@@ -8,7 +8,7 @@ import org.apache.spark.sql.catalyst.analysis.TypeCheckResult
 import org.apache.spark.sql.catalyst.expressions.{Expression, UnaryExpression}
 import org.apache.spark.sql.catalyst.expressions.codegen.CodegenFallback
 import org.apache.spark.sql.types.{BinaryType, DataType, StringType}
-import org.petastorm.spark.codec.{DecodeLimits, ImageCodec}
+import org.petastorm.spark.codec.{DecodeLimitException, DecodeLimits, ImageCodec}
 import org.petastorm.spark.tensor.{TensorExpressions, TensorUDT}
 
 /**
@@ -34,8 +34,8 @@ private[image] trait ImageDecoding extends Expression {
 /**
  * `load_image(path[, height, width[, channels]])`: the image file at `path`, read through Hadoop's FileSystem with
  * the session's Hadoop configuration, as a uint8 (uint16 for 16-bit PNG) tensor of shape `(H, W, C)`, optionally
- * converted to `channels` and resized. A null path gives null; an unreadable file, undecodable bytes or an image over
- * the decode limits are handled by `onError`.
+ * converted to `channels` and resized. A null path gives null; an unreadable file, a file longer than the decode
+ * limits' `maxCellBytes`, undecodable bytes or an image over the decode limits are handled by `onError`.
  */
 case class LoadImage(
     child: Expression,
@@ -58,21 +58,35 @@ case class LoadImage(
     }
   }
 
+  /**
+   * The file's bytes. Its length, from the FileSystem, is checked first: a file longer than `maxCellBytes` (or than
+   * an array holds) is refused before anything is read.
+   */
   private def read(path: String): Array[Byte] = {
     val file = new Path(path)
     val fs = file.getFileSystem(hadoopConf.value)
-    fs match {
-      // Local files (images carry no .crc files): read directly, skipping Hadoop's checksum and stream layers.
-      // A missing file raises NoSuchFileException here (FileNotFoundException from Hadoop): OnImageError names both.
-      case local: LocalFileSystem => java.nio.file.Files.readAllBytes(local.pathToFile(file).toPath)
-      case other =>
-        val in = other.open(file)
-        try in.readAllBytes() finally in.close()
+    // A missing file raises FileNotFoundException here: OnImageError says "file not found".
+    val length = fs.getFileStatus(file).getLen
+    if (length > limits.maxCellBytes) throw limits.cellBytesError(s"the file '$path' has a length", length)
+    if (length > LoadImage.MaxFileBytes) {
+      throw new DecodeLimitException(s"the file '$path' has a length of $length bytes, over the " +
+        s"${LoadImage.MaxFileBytes} bytes an image file may have")
     }
+    val in = fs match {
+      // Local files (images carry no .crc files): read directly, skipping Hadoop's checksum and stream layers.
+      case local: LocalFileSystem => java.nio.file.Files.newInputStream(local.pathToFile(file).toPath)
+      case other => other.open(file)
+    }
+    try in.readNBytes(length.toInt) finally in.close()
   }
 
   override def prettyName: String = "load_image"
   override protected def withNewChildInternal(newChild: Expression): LoadImage = copy(child = newChild)
+}
+
+object LoadImage {
+  /** The longest file `load_image` reads: the largest array the JVM allocates. */
+  val MaxFileBytes: Long = Int.MaxValue - 8
 }
 
 /**

@@ -1,5 +1,6 @@
 package org.petastorm.spark.image
 
+import java.io.RandomAccessFile
 import java.nio.file.{Files, Path}
 
 import org.apache.spark.ml.linalg.Vectors
@@ -201,6 +202,40 @@ class ImageFunctionsSuite extends AnyFunSuite with LocalSpark {
         assert(failure(decoded.collect()).contains(
           "decode_image: spark.petastorm.maxImagePixels = 'lots': expected a positive whole number of pixels"))
       }
+    }
+  }
+
+  test("load_image refuses a file longer than spark.petastorm.maxCellBytes from its length, before reading it") {
+    // A sparse file: none of its bytes is written, and none may be read.
+    val file = tempDir("petastorm-long").resolve("long.png")
+    val long = file.toUri.toString
+    def withLength[T](length: Long, limit: Option[String])(body: => T): T = {
+      val raf = new RandomAccessFile(file.toFile, "rw")
+      try raf.setLength(length) finally raf.close()
+      limit.foreach(spark.conf.set(DecodeLimits.MaxCellBytesConf, _))
+      try body finally spark.conf.unset(DecodeLimits.MaxCellBytesConf)
+    }
+    def error = failure(Seq(long).toDF("p").select(load_image($"p")).collect())
+    val hint = "raise it with the read option maxCellBytes or the session conf spark.petastorm.maxCellBytes if the " +
+      "data really needs it"
+    withOnError("fail") {
+      withLength(5000, Some("4096")) {
+        assert(error.contains(s"load_image: cannot decode '$long': the file '$long' has a length of 5,000 bytes, " +
+          s"over the limit of 4,096 (maxCellBytes); $hint"), error)
+      }
+      withLength(3L << 30, None) {
+        assert(error.contains(s"the file '$long' has a length of 3,221,225,472 bytes, over the limit of " +
+          s"536,870,912 (maxCellBytes); $hint"), error)
+      }
+      // Over 2 GiB a file is refused whatever the limit: no array holds it.
+      withLength(3L << 30, Some(Long.MaxValue.toString)) {
+        assert(error.contains(s"the file '$long' has a length of 3221225472 bytes, over the 2147483639 bytes an " +
+          "image file may have"), error)
+      }
+    }
+    val before = ImageFailures.count(spark)
+    withLength(5000, Some("4096")) {
+      assert(first(Seq(long).toDF("p").select(load_image($"p"))) == null && ImageFailures.count(spark) - before == 1)
     }
   }
 }
