@@ -32,9 +32,13 @@ test-scala: $(DEPS_STAMP)
 	$(SBT) test < /dev/null
 
 # The fuzzer of tests/fuzz_cases.py for FUZZ_SECONDS (make test runs it for a few seconds); prints the cases tried
-# and saves every finding under tests/data/fuzz-regressions/ (replayed by make test from then on).
-fuzz: $(DEPS_STAMP)
+# and saves every finding under tests/data/fuzz-regressions/ (replayed by make test from then on). Then the fuzz
+# through Spark (decode_image, the data source's array cells and legacy schema pickles), one round of new seeds
+# per minute of FUZZ_SECONDS.
+fuzz: $(DEPS_STAMP) $(JAR)
 	$(PY) tests/fuzz_cases.py --seconds $(FUZZ_SECONDS)
+	PETASTORM_FUZZ_SPARK_ROUNDS=$$(( $(FUZZ_SECONDS) / 60 + 1 )) $(PY) -m pytest -q -s -p no:randomly \
+	  tests/test_fuzz.py -k spark --timeout $$(( $(FUZZ_SECONDS) * 4 + 600 ))
 
 # The interop test runs the original Petastorm 0.13.1 from its own virtualenv (pyarrow 14, numpy 1.26, pyspark 3.5).
 # COLUMNS: wide enough that the failure summary at the end of the log keeps each error message whole.

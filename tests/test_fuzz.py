@@ -15,6 +15,8 @@ import pytest
 import fuzz_cases
 
 SECONDS = float(os.environ.get("PETASTORM_FUZZ_SECONDS", "6"))
+# Rounds of the fuzz through Spark, each with new seeds (make fuzz raises it with FUZZ_SECONDS).
+SPARK_ROUNDS = int(os.environ.get("PETASTORM_FUZZ_SPARK_ROUNDS", "1"))
 
 
 def _seed(kind):
@@ -141,13 +143,15 @@ def test_fuzzed_images_through_spark_decode_image(spark):
 
     from petastorm.spark.functions import decode_image, image_failure_count, tensor_shape
 
-    cells = _mutated("png", 600, 1) + _mutated("jpeg", 600, 2) + [_seed("png"), _seed("jpeg")]
-    df = spark.createDataFrame([(bytearray(c),) for c in cells], StructType([StructField("b", BinaryType())]))
-    before = image_failure_count(spark)
-    rows = df.select(tensor_shape(decode_image("b")).alias("shape")).collect()
-    decoded = [r.shape for r in rows if r.shape is not None]
-    assert len(rows) == len(cells) and [8, 8, 3] in [list(s) for s in decoded]
-    assert image_failure_count(spark) - before == len(rows) - len(decoded)
+    for r in range(SPARK_ROUNDS):
+        cells = _mutated("png", 600, 1 + 10 * r) + _mutated("jpeg", 600, 2 + 10 * r) + [_seed("png"), _seed("jpeg")]
+        df = spark.createDataFrame([(bytearray(c),) for c in cells], StructType([StructField("b", BinaryType())]))
+        before = image_failure_count(spark)
+        rows = df.select(tensor_shape(decode_image("b")).alias("shape")).collect()
+        decoded = [r.shape for r in rows if r.shape is not None]
+        assert len(rows) == len(cells) and [8, 8, 3] in [list(s) for s in decoded]
+        assert image_failure_count(spark) - before == len(rows) - len(decoded)
+    print(f"spark fuzz: {SPARK_ROUNDS * 1202} image cells through decode_image")
     assert spark.range(3).count() == 3
 
 
@@ -163,19 +167,52 @@ def test_fuzzed_array_cells_through_the_spark_source(spark, tmp_path):
 
     seeds_schema = _seed_schema()
     failures, refused = [], 0
-    for kind, name in (("npy", "m"), ("npz", "z")):
-        for i, cell in enumerate(_mutated(kind, 15, 3)):
-            root = tmp_path / f"{kind}-{i}"
-            root.mkdir()
-            pq.write_table(pa.table({name: pa.array([cell], pa.binary())}), root / "part-0.parquet")
-            write_dataset_metadata(f"file://{root}", Unischema("F", [seeds_schema.fields[name]]))
-            try:
-                spark.read.format("petastorm").load(str(root)).collect()
-            except Exception as e:  # noqa: BLE001 - the message is what is checked
-                refused += 1
-                if f"Field '{name}' in file:" not in str(e):
-                    failures.append((kind, i, str(e)[:300]))
-    assert failures == [] and refused > 10
+    cases = [(kind, name, cell) for r in range(SPARK_ROUNDS) for kind, name in (("npy", "m"), ("npz", "z"))
+             for cell in _mutated(kind, 15, 3 + 10 * r)]
+    for i, (kind, name, cell) in enumerate(cases):
+        root = tmp_path / f"{kind}-{i}"
+        root.mkdir()
+        pq.write_table(pa.table({name: pa.array([cell], pa.binary())}), root / "part-0.parquet")
+        write_dataset_metadata(f"file://{root}", Unischema("F", [seeds_schema.fields[name]]))
+        try:
+            spark.read.format("petastorm").load(str(root)).collect()
+        except Exception as e:  # noqa: BLE001 - the message is what is checked
+            refused += 1
+            if f"Field '{name}' in file:" not in str(e):
+                failures.append((kind, i, str(e)[:300]))
+    assert failures == [] and refused > 10 * SPARK_ROUNDS
+    print(f"spark fuzz: {SPARK_ROUNDS * 30} array cells through spark.read.format('petastorm')")
+    assert spark.range(3).count() == 3
+
+
+@pytest.mark.slow
+def test_fuzzed_legacy_schema_pickles_through_the_spark_source(spark, tmp_path):
+    """The JVM's legacy-schema reader on mutated schema pickles (the only schema key of _common_metadata): each
+    read gives rows or fails with an error naming the key; no JVM death, no hang (the test's timeout)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from petastorm.etl.dataset_metadata import UNISCHEMA_JSON_KEY, UNISCHEMA_KEY, write_dataset_metadata
+    from petastorm.unischema import Unischema
+
+    root = tmp_path / "ds"
+    root.mkdir()
+    pq.write_table(pa.table({"m": pa.array([_seed("npy")], pa.binary())}), root / "part-0.parquet")
+    write_dataset_metadata(f"file://{root}", Unischema("F", [_seed_schema().fields["m"]]))
+    base = pq.read_schema(root / "_common_metadata")
+    metadata = {k: v for k, v in base.metadata.items() if k != UNISCHEMA_JSON_KEY}
+    failures, outcomes = [], collections.Counter()
+    for cell in [_seed("pickle")] + _mutated("pickle", 40 * SPARK_ROUNDS, 4):
+        pq.write_metadata(base.with_metadata({**metadata, UNISCHEMA_KEY: cell}), root / "_common_metadata")
+        try:
+            outcomes["read", len(spark.read.format("petastorm").load(str(root)).collect())] += 1
+        except Exception as e:  # noqa: BLE001 - the message is what is checked
+            outcomes["refused"] += 1
+            if UNISCHEMA_KEY.decode() not in str(e) and "pickle" not in str(e).lower():
+                failures.append(str(e)[:300])
+    print(f"spark fuzz: {sum(outcomes.values())} schema pickles through spark.read.format('petastorm'): "
+          f"{dict(outcomes)}")
+    assert failures == [] and outcomes["refused"] > 5 and outcomes["read", 1] >= 1  # the seed itself reads
     assert spark.range(3).count() == 3
 
 
