@@ -90,3 +90,27 @@ lock: $(DEPS_STAMP)
 
 clean:
 	rm -rf target project/target project/project dist python/petastorm/jars/*.jar $(LEGACY_VENV)
+
+# hadoop-aws (s3a://) and the AWS SDK it needs, at the Hadoop version of the virtualenv's pyspark (its
+# hadoop-client-api jar), for tests/test_s3a.py (the JVM against a local moto S3 server). Fetched once through
+# Maven (~/.m2 caches it) into target/hadoop-aws/*.jar. hadoop-aws declares Hadoop itself `provided`, so nothing
+# Spark already ships (hadoop-client-api/-runtime) is copied: hadoop-aws, the shaded SDK `bundle`, and two small
+# runtime jars.
+HADOOP_AWS_DIR := target/hadoop-aws
+HADOOP_AWS_STAMP := $(HADOOP_AWS_DIR)/.fetched-$(shell cksum < requirements/dev.lock | cut -d' ' -f1)
+
+.PHONY: hadoop-aws
+hadoop-aws: $(HADOOP_AWS_STAMP)
+test-python: $(HADOOP_AWS_STAMP)
+
+$(HADOOP_AWS_STAMP): | $(DEPS_STAMP)
+	rm -rf $(HADOOP_AWS_DIR) && mkdir -p $(HADOOP_AWS_DIR)
+	hadoop=$$(ls "$$($(PY) -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/jars" \
+	    | sed -n 's/^hadoop-client-api-\(.*\)\.jar$$/\1/p') && test -n "$$hadoop" && \
+	  printf '%s' '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>' \
+	    '<groupId>local</groupId><artifactId>hadoop-aws-for-tests</artifactId><version>1</version>' \
+	    '<dependencies><dependency><groupId>org.apache.hadoop</groupId><artifactId>hadoop-aws</artifactId>' \
+	    "<version>$$hadoop</version></dependency></dependencies></project>" > $(HADOOP_AWS_DIR)/pom.xml
+	mvn -q -B -Dstyle.color=never -f $(HADOOP_AWS_DIR)/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+	  -DexcludeArtifactIds=hadoop-client-api,hadoop-client-runtime -DoutputDirectory=$(abspath $(HADOOP_AWS_DIR))
+	touch $@

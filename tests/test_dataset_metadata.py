@@ -72,7 +72,8 @@ def test_summary_metadata_listing_matches(spark, tmp_path, dataset):
 
 
 def test_hadoop_settings_set_inside_and_restored_after(spark, tmp_path):
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    # Session confs: Spark copies them into the Hadoop configuration of the session's jobs (classic and Connect).
+    conf = spark.conf
     conf.set("parquet.block.size", "12345")
     conf.unset("parquet.summary.metadata.level")
     with materialize_dataset(spark, f"file://{tmp_path}/x", BigRowSchema, row_group_size_mb=3):
@@ -82,12 +83,13 @@ def test_hadoop_settings_set_inside_and_restored_after(spark, tmp_path):
                                                                 "flag": True})],
                               BigRowSchema.as_spark_schema()).write.parquet(f"file://{tmp_path}/x")
     assert conf.get("parquet.block.size") == "12345"
-    assert conf.get("parquet.summary.metadata.level") is None
+    assert conf.get("parquet.summary.metadata.level", None) is None
     conf.unset("parquet.block.size")
+    assert spark.sparkContext._jsc.hadoopConfiguration().get("parquet.summary.metadata.level") is None
 
 
 def test_hadoop_settings_restored_when_the_write_fails(spark, tmp_path):
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    conf = spark.conf
     conf.set("parquet.block.size", "777")
     with pytest.raises(RuntimeError, match="boom"):
         with materialize_dataset(spark, f"file://{tmp_path}/y", BigRowSchema, row_group_size_mb=5,
@@ -95,7 +97,7 @@ def test_hadoop_settings_restored_when_the_write_fails(spark, tmp_path):
             assert conf.get("parquet.summary.metadata.level") == "ALL"
             raise RuntimeError("boom")
     assert conf.get("parquet.block.size") == "777"
-    assert conf.get("parquet.summary.metadata.level") is None
+    assert conf.get("parquet.summary.metadata.level", None) is None
     assert not (tmp_path / "y").exists()
     conf.unset("parquet.block.size")
 

@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from _spark_processes import ivy_conf
 
 import petastorm
 from petastorm.spark import jar_path
@@ -42,19 +43,11 @@ def test_spark_submit_packages_runs_a_job_that_reads_and_writes_the_format(tmp_p
         print("DATASET", [r.t.tolist() for r in back])
         """
     ))
-    # Only the repository under test: ~/.m2 (which Ivy reads first by default) may hold another build.
-    settings = tmp_path / "ivysettings.xml"
-    settings.write_text(
-        f'<ivysettings><settings defaultResolver="under-test"/><caches defaultCacheDir="{tmp_path / "ivy"}"/>'
-        f'<resolvers><ibiblio name="under-test" m2compatible="true" root="{repository.as_uri()}"/></resolvers>'
-        "</ivysettings>")
     spark_submit = Path(sys.executable).parent / "spark-submit"
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
     proc = subprocess.run(
         [str(spark_submit), "--master", "local[1]",
-         "--packages", COORDINATES,
-         "--conf", f"spark.jars.ivySettings={settings}",
-         "--conf", f"spark.jars.ivy={tmp_path / 'ivy'}",
+         "--packages", COORDINATES, *ivy_conf(tmp_path),  # target/m2 only, an Ivy cache under tmp_path
          "--conf", "spark.sql.extensions=org.petastorm.spark.PetastormExtensions",
          "--conf", "spark.ui.enabled=false",
          str(script), str(tmp_path / "dataset")],

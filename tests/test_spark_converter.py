@@ -9,7 +9,6 @@ import pytest
 from petastorm import make_batch_reader
 from petastorm.spark import SparkDatasetConverter, make_spark_converter
 from petastorm.spark import _converter_cache as converter_cache
-from petastorm.spark import _converter_write as converter_write
 from petastorm.spark.spark_dataset_converter import normalize_dbfs_url
 
 CONF = SparkDatasetConverter.PARENT_CACHE_DIR_URL_CONF
@@ -52,13 +51,6 @@ def mixed_df(spark):
     return spark.createDataFrame(rows, schema).repartition(2)
 
 
-@pytest.fixture
-def writer(spark):
-    """The materialisation route: the petastorm data source, which the session's jar must provide."""
-    assert converter_write.petastorm_source_available(spark), "the test session is started with the jar"
-    return "petastorm-source"
-
-
 def _read_all(url):
     with make_batch_reader(url, shuffle_row_groups=False) as reader:
         batches = [b._asdict() for b in reader]
@@ -66,7 +58,7 @@ def _read_all(url):
 
 
 @pytest.mark.slow
-def test_float32_rule_and_tensor_shapes(mixed_df, cache_dir, writer):
+def test_float32_rule_and_tensor_shapes(mixed_df, cache_dir):
     converter = make_spark_converter(mixed_df)
     assert len(converter) == 12 and converter.file_urls and all(u.endswith(".parquet") for u in converter.file_urls)
     assert converter.cache_dir_url.startswith(cache_dir.as_uri())
@@ -86,7 +78,7 @@ def test_float32_rule_and_tensor_shapes(mixed_df, cache_dir, writer):
 
 @pytest.mark.parametrize("dtype, expected", [(None, {"d": np.float64, "f": np.float32, "tensor": np.float64}),
                                              ("float64", {"d": np.float64, "f": np.float64, "tensor": np.float64})])
-def test_precision_none_and_float64(mixed_df, cache_dir, dtype, expected, writer):
+def test_precision_none_and_float64(mixed_df, cache_dir, dtype, expected):
     converter = make_spark_converter(mixed_df, dtype=dtype)
     data = _read_all(converter.cache_dir_url)
     assert {k: data[k].dtype.type for k in expected} == expected
@@ -196,13 +188,6 @@ def test_make_torch_dataloader(mixed_df, cache_dir):
                                          shuffling_queue_capacity=6) as loader:
         batches = list(loader)
     assert len(torch.cat([b["id"] for b in batches])) == 24 and batches[0]["nested"].shape == (5, 2, 2)
-
-
-def test_session_without_the_data_source_is_told_how_to_add_it(spark, mixed_df, cache_dir, monkeypatch):
-    monkeypatch.setattr(converter_write, "petastorm_source_available", lambda spark: False)
-    with pytest.raises(RuntimeError, match=r"configure_spark.*jar_path"):
-        make_spark_converter(mixed_df.filter("id = 3"))
-    assert list(cache_dir.iterdir()) == []
 
 
 def test_missing_conf_and_bad_codec(spark, mixed_df):

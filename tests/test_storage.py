@@ -1,6 +1,5 @@
 """Storage: dataset URLs (plain paths, file://, trailing slashes, URL lists, memory://, hdfs://), filesystem objects,
 and S3 against a real S3-compatible server (moto's server mode on 127.0.0.1)."""
-import os
 import pickle
 
 import fsspec
@@ -208,34 +207,11 @@ def test_store_caches_footers_and_pickles(local_ds):
 # -- S3 on a local S3-compatible server ------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """A moto S3 server on 127.0.0.1 (a free port), a bucket, and the storage_options to reach it."""
-    from moto.server import ThreadedMotoServer
-
-    saved = {k: os.environ.get(k) for k in ("AWS_EC2_METADATA_DISABLED", "AWS_CONFIG_FILE",
-                                            "AWS_SHARED_CREDENTIALS_FILE")}
-    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"  # never look for credentials beyond localhost
-    os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    assert host == "127.0.0.1"
-    options = {"key": "testing", "secret": "testing", "endpoint_url": f"http://127.0.0.1:{port}",
-               "client_kwargs": {"region_name": "us-east-1"}}
-    import boto3
-
-    boto3.client("s3", endpoint_url=options["endpoint_url"], aws_access_key_id="testing",
-                 aws_secret_access_key="testing", region_name="us-east-1").create_bucket(Bucket="petastorm-test")
-    fs = fsspec.filesystem("s3", skip_instance_cache=True, **options)
-    try:
-        yield fs, options
-    finally:
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def s3(moto_s3):
+    """A bucket on the moto S3 server of the test run (tests/conftest.py), an s3fs filesystem on it, and the
+    storage_options that reach it."""
+    moto_s3.create_bucket("petastorm-test")
+    return fsspec.filesystem("s3", skip_instance_cache=True, **moto_s3.storage_options), moto_s3.storage_options
 
 
 @pytest.fixture(scope="module")

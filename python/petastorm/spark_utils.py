@@ -20,6 +20,7 @@ from petastorm.fs_utils import FilesystemResolver
 from petastorm.parquet_store import ParquetStore, RowGroupPiece
 from petastorm.reader_impl.decoding import columns_to_read, decode_rows
 from petastorm.reader_impl.row_group_io import ParquetFileCache, read_piece_columns
+from petastorm.spark.session import require_classic
 from petastorm.unischema import Unischema, UnischemaField
 
 __all__ = ["FilesystemResolver", "dataset_as_rdd", "get_schema_from_dataset_url"]
@@ -49,12 +50,16 @@ def dataset_as_rdd(dataset_url: str, spark_session: Any,
 
     :param dataset_url: URL of a Petastorm dataset (one with a stored Unischema), e.g. ``file:///tmp/ds`` or
         ``hdfs:///path/to/ds``.
-    :param spark_session: the ``pyspark.sql.SparkSession`` whose context runs the RDD.
+    :param spark_session: the classic ``pyspark.sql.SparkSession`` whose context runs the RDD (a Spark Connect
+        session has no RDDs: ``SparkConnectUnsupportedError`` names the alternatives).
     :param schema_fields: ``UnischemaField`` objects and/or regular expressions selecting the fields to read
         (namedtuples then hold those fields, in schema order); None reads every field.
     :param hdfs_driver: accepted for compatibility (pyarrow has a single HDFS driver).
     :return: a ``pyspark.RDD`` of namedtuples.
     """
+    require_classic(spark_session, "dataset_as_rdd",
+                    'spark.read.format("petastorm").load(dataset_url) gives the dataset as a DataFrame (tensors as '
+                    "TensorUDT columns); or make_reader(dataset_url) reads it in this process")
     store = ParquetStore.open(dataset_url, hdfs_driver)
     schema = get_schema(store)
     if schema_fields is not None:

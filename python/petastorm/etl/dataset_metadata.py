@@ -90,9 +90,11 @@ def _hadoop_settings(row_group_size_mb: int | None, use_summary_metadata: bool) 
 
 @contextmanager
 def _hadoop_conf_overrides(spark: Any, settings: dict[str, str]) -> Iterator[None]:
-    """Sets Hadoop configuration values and restores the previous ones (also when the body raises)."""
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    previous = {key: conf.get(key) for key in settings}
+    """Sets Hadoop configuration values for the session's jobs and restores the previous ones (also when the body
+    raises). They are set as session confs, which Spark copies into the Hadoop configuration of every job the
+    session runs (over the SparkContext's), so this works on classic and Spark Connect sessions alike."""
+    conf = spark.conf
+    previous = {key: conf.get(key, None) for key in settings}
     try:
         for key, value in settings.items():
             conf.set(key, value)
@@ -111,9 +113,10 @@ def materialize_dataset(spark: Any, dataset_url: str, schema: Unischema, row_gro
                         filesystem_factory: Callable[[], Any] | None = None) -> Iterator[None]:
     """Context manager around the Spark job that writes a Petastorm dataset.
 
-    Inside the block the Hadoop configuration asks parquet-mr for row groups of ``row_group_size_mb`` and for
-    (or against) the ``_metadata`` summary file; the previous values are restored afterwards, whether or not the
-    block raised. When the block succeeds, ``_common_metadata`` gets the schema (JSON and legacy pickle) and the
+    Inside the block the session's Hadoop configuration (set through ``spark.conf``, so a classic or a Spark
+    Connect session) asks parquet-mr for row groups of ``row_group_size_mb`` and for (or against) the
+    ``_metadata`` summary file; the previous values are restored afterwards, whether or not the block raised.
+    When the block succeeds, ``_common_metadata`` gets the schema (JSON and legacy pickle) and the
     row-group count of every file.
 
     >>> with materialize_dataset(spark, 'file:///tmp/ds', MySchema, 64):

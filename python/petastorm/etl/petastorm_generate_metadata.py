@@ -77,13 +77,22 @@ def generate_petastorm_metadata(spark: Any, dataset_url: str, unischema_class: s
                                 storage_options: dict | None = None) -> None:
     """Rewrites the Petastorm keys of ``_common_metadata``, keeping its other keys (row-group indexes...).
 
-    :param spark: a SparkSession; needed only with ``use_summary_metadata`` (parquet-mr writes ``_metadata``).
+    :param spark: a SparkSession; needed only with ``use_summary_metadata`` (parquet-mr writes ``_metadata``), and
+        then a classic one (a Spark Connect session raises ``SparkConnectUnsupportedError``).
     :param unischema_class: dotted path of a Unischema object; None reuses the schema stored in the dataset.
     """
     from petastorm.etl import dataset_metadata
     from petastorm.etl.dataset_metadata import get_schema, write_dataset_metadata
     from petastorm.parquet_store import ParquetStore
 
+    if use_summary_metadata:
+        from petastorm.spark.session import require_classic
+
+        if spark is None:
+            raise ValueError("use_summary_metadata needs a SparkSession")
+        require_classic(spark, "generate_petastorm_metadata(use_summary_metadata=True)",
+                        "use a classic SparkSession (parquet-mr is called through py4j), or use_summary_metadata="
+                        "False, which needs no Spark at all")
     store = ParquetStore.open(dataset_url, hdfs_driver, storage_options)
     if unischema_class:
         schema = _locate_schema(unischema_class)
@@ -94,8 +103,6 @@ def generate_petastorm_metadata(spark: Any, dataset_url: str, unischema_class: s
             raise ValueError(f"The dataset has no usable stored schema; pass --unischema_class. ({e})") from e
     previous = {key: value for key, value in store.key_value_metadata().items() if key != _ARROW_SCHEMA_KEY}
     if use_summary_metadata:
-        if spark is None:
-            raise ValueError("use_summary_metadata needs a SparkSession")
         _write_summary_metadata(spark, dataset_url)
         # parquet-mr rewrote _common_metadata from the footers: put the previous keys back first.
         dataset_metadata.add_to_dataset_metadata(ParquetStore.open(dataset_url, hdfs_driver, storage_options), previous)

@@ -18,6 +18,7 @@ from petastorm.fs_utils import FilesystemResolver  # noqa: F401 (re-export)
 from petastorm.parquet_store import ParquetStore, RowGroupPiece
 from petastorm.reader_impl.decoding import decode_rows
 from petastorm.reader_impl.row_group_io import ParquetFileCache, read_piece_columns
+from petastorm.spark.session import require_classic
 from petastorm.unischema import Unischema
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,9 @@ def build_rowgroup_index(dataset_url: str, spark_context: Any, indexers: Sequenc
     :param indexers: objects implementing :class:`~petastorm.etl.RowGroupIndexerBase`, e.g.
         ``[SingleFieldIndexer('label_index', 'label')]``; index names must be unique.
     """
+    require_classic(spark_context, "build_rowgroup_index",
+                    "pass the SparkContext of a classic SparkSession (SparkSession.builder.master(...), without "
+                    ".remote()); row-group indexes are built with RDDs, which Spark Connect does not have")
     indexers = list(indexers)
     names = [indexer.index_name for indexer in indexers]
     if not indexers or len(set(names)) != len(names):

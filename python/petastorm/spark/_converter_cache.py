@@ -3,7 +3,9 @@ DataFrames, the completion marker, and deleting only what this process created.
 
 The cache directory ``<parentCacheDirUrl>/petastorm-converter-<key>`` is named by a hash of the analyzed plan
 (canonicalised), the input files (paths, sizes, modification times) and the options, so the same DataFrame is
-written once - also from another SparkSession, and from another process when the plan reads only files.
+written once - also from another SparkSession, and from another process when the plan reads only files. On Spark
+Connect the plan is identified by its semantic hash on the server (with the schema and the files): reused by every
+client of the same server application. Every file of the cache is written, checked and deleted from Python.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from urllib.parse import urlparse
 
 from petastorm.fs_utils import file_url_path, get_filesystem_and_path_or_paths
 from petastorm.spark._converter_write import write_dataset
+from petastorm.spark.session import is_connect
 
 logger = logging.getLogger("petastorm.spark.spark_dataset_converter")
 
@@ -90,55 +93,67 @@ def _parent_cache_dir_url(spark: Any) -> str:
     return _as_url(url).rstrip("/")
 
 
-def _hadoop_fs(spark: Any, url: str) -> tuple[Any, Any]:
-    jvm = spark._jvm
-    path = jvm.org.apache.hadoop.fs.Path(url)
-    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Cache keys and the registry
 
 def _plan(df: Any) -> Any:
-    return df._jdf.queryExecution().analyzed()
+    """What the registry compares a DataFrame by: its analyzed plan on a classic session (a JVM object); on Spark
+    Connect, where the plan lives on the server, the DataFrame itself (compared with ``sameSemantics``)."""
+    return df if is_connect(df) else df._jdf.queryExecution().analyzed()
 
 
-def _leaf_names(plan: Any) -> list[str]:
-    leaves = plan.collectLeaves()
-    return [leaves.apply(i).nodeName() for i in range(leaves.size())]
+def _same_plan(entry_plan: Any, df: Any) -> bool:
+    return entry_plan.sameSemantics(df) if is_connect(df) else entry_plan.sameResult(_plan(df))
 
 
-def _files_fingerprint(spark: Any, df: Any) -> list:
+def _application_id(spark: Any) -> str:
+    return spark.conf.get("spark.app.id")
+
+
+def _files_fingerprint(df: Any) -> list | None:
+    """``[url, size, mtime]`` of every input file, read from Python (pyarrow); None if one cannot be seen."""
     files = sorted(df.inputFiles())
-    result = []
-    for file in files:
-        try:
-            fs, path = _hadoop_fs(spark, file)
-            status = fs.getFileStatus(path)
-            result.append([file, status.getLen(), status.getModificationTime()])
-        except Exception:
-            result.append([file, None, None])
-    return result
+    if not files:
+        return []
+    try:
+        fs, paths = get_filesystem_and_path_or_paths([normalize_dbfs_url(file)[1] for file in files])
+        infos = fs.get_file_info(paths)
+    except Exception:  # noqa: BLE001 - a store Python cannot reach: the plan is keyed per application
+        return None
+    if any(info.type.name == "NotFound" for info in infos):
+        return None
+    return [[file, info.size, info.mtime_ns] for file, info in zip(files, infos)]
+
+
+def _reads_only_files(plan: Any) -> bool:
+    leaves = plan.collectLeaves()
+    return all(leaves.apply(i).nodeName() in _FILE_LEAVES for i in range(leaves.size()))
 
 
 def cache_key(spark: Any, df: Any, options: dict) -> tuple[str, bool]:
-    """(hex key, stable across processes) for a DataFrame and the materialisation options."""
-    plan = _plan(df)
-    stable = all(name in _FILE_LEAVES for name in _leaf_names(plan))
-    material: dict = {"plan": plan.canonicalized().toString(), "options": options, "version": _FORMAT_VERSION}
-    if stable:
-        material["files"] = _files_fingerprint(spark, df)
-    else:
-        # Local data and RDDs are not in the plan string: key them by this JVM's semantic hash (per application).
-        material["semantic_hash"] = int(plan.semanticHash())
-        material["application"] = spark.sparkContext.applicationId
+    """(hex key, stable across processes) for a DataFrame and the materialisation options.
+
+    Stable: a classic session's plan that only reads files Python can fingerprint, keyed by the canonicalised plan
+    and the files. Otherwise (local data, RDDs, files Python cannot see, and every Spark Connect plan, which only
+    the server sees) the key adds the plan's semantic hash and is valid within the Spark application.
+    """
+    files = _files_fingerprint(df)
+    plan = None if is_connect(df) else _plan(df)
+    stable = plan is not None and files is not None and _reads_only_files(plan)
+    material: dict = {"files": files, "options": options, "version": _FORMAT_VERSION}
+    if plan is not None:
+        material["plan"] = plan.canonicalized().toString()
+    if not stable:
+        material.update(semantic_hash=int(df.semanticHash()), schema=df.schema.json(),
+                        application=_application_id(spark))
     digest = hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode("utf-8")).hexdigest()
     return digest[:32], stable
 
 
 class CachedDataFrameMeta:
-    """A DataFrame materialised by the converter: its analyzed plan (not the DataFrame, which stays collectable),
-    the options and ``cache_dir_url``, the dataset directory (None until written)."""
+    """A DataFrame materialised by the converter: its analyzed plan (on a classic session; not the DataFrame, which
+    stays collectable; on Spark Connect the DataFrame, see ``_plan``), the options and ``cache_dir_url``, the
+    dataset directory (None until written)."""
 
     def __init__(self, df: Any, parent_cache_dir_url: str, row_group_size: int, compression_codec: str,
                  dtype: str | None):
@@ -160,14 +175,15 @@ _created_dirs: set[str] = set()
 
 
 def _default_delete_dir_handler(url: str) -> None:
-    local = _local_path(normalize_dbfs_url(url)[1])
+    python_url = normalize_dbfs_url(url)[1]
+    local = _local_path(python_url)
     if local is not None:
         if os.path.exists(local):
             shutil.rmtree(local)
         return
-    fs, path = _hadoop_fs(_spark(), url)
-    if fs.exists(path):
-        fs.delete(path, True)
+    fs, path = get_filesystem_and_path_or_paths(python_url)
+    if fs.get_file_info(path).type.name != "NotFound":
+        fs.delete_dir(path)
 
 
 _delete_dir_handler = _default_delete_dir_handler
@@ -218,7 +234,7 @@ def _materialize(spark: Any, df: Any, parent_url: str, row_group_size_bytes: int
     key, stable = cache_key(spark, df, options)
     with _registry_lock:
         entry = _registry.get(key)
-        if entry is not None and (stable or entry.df_plan.sameResult(_plan(df))):
+        if entry is not None and (stable or _same_plan(entry.df_plan, df)):
             return entry
         spark_url, python_url = normalize_dbfs_url(_join(parent_url, _CACHE_PREFIX + key))
         entry = CachedDataFrameMeta(df, parent_url, row_group_size_bytes, compression_codec, dtype)
@@ -228,7 +244,7 @@ def _materialize(spark: Any, df: Any, parent_url: str, row_group_size_bytes: int
         else:
             write_dataset(spark, df, dtype, spark_url, row_group_size_bytes, compression_codec)
             _write_marker(python_url, {"key": key, "writer": "petastorm", "options": options,
-                                       "application": spark.sparkContext.applicationId})
+                                       "application": _application_id(spark)})
             _created_dirs.add(python_url)
             logger.info("Materialised the DataFrame at %s", python_url)
         _registry[key] = entry

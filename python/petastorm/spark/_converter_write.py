@@ -1,31 +1,24 @@
 """How the converter writes a DataFrame: the precision rule applied on the JVM, then one write through the
 ``petastorm`` Spark data source (the JVM writer owns the format: tensor cells, the common-shape rule, metadata).
 
-There is no second writer: a session whose JVM lacks the data source gets an error that says how to add it.
+There is no second writer: a session whose JVM (or Spark Connect server) lacks the data source gets an error that
+says how to add it.
 """
 from __future__ import annotations
 
 from typing import Any
 
-_NO_SOURCE = ("make_spark_converter writes through the 'petastorm' Spark data source, which this session's JVM "
-              "does not have. Start the session with petastorm.spark.configure_spark(SparkSession.builder), or add "
-              "the jar at petastorm.spark.jar_path() to spark.jars (spark-submit --jars) before the session starts")
+from petastorm.spark.session import connect_server_setup, error_condition, is_connect
 
-_source_available: dict[int, bool] = {}
+SOURCE = "petastorm"
 
 
-def petastorm_source_available(spark: Any) -> bool:
-    """True when the session's JVM can resolve the ``petastorm`` data source (the petastorm jar with it)."""
-    key = id(spark.sparkContext._jsc)
-    if key not in _source_available:
-        try:
-            jvm = spark._jvm
-            conf = spark._jsparkSession.sessionState().conf()
-            jvm.org.apache.spark.sql.execution.datasources.DataSource.lookupDataSource("petastorm", conf)
-            _source_available[key] = True
-        except Exception:  # py4j errors: class not found, no such source
-            _source_available[key] = False
-    return _source_available[key]
+def _no_source_message(spark: Any) -> str:
+    where = ("the Spark Connect server does not have it: " + connect_server_setup() if is_connect(spark) else
+             "this session's JVM does not have it. Start the session with "
+             "petastorm.spark.configure_spark(SparkSession.builder), or add the jar at petastorm.spark.jar_path() to "
+             "spark.jars (spark-submit --jars) before the session starts")
+    return f"make_spark_converter writes through the '{SOURCE}' Spark data source; " + where
 
 
 def _is_vector(data_type: Any) -> bool:
@@ -109,10 +102,14 @@ def prepare(df: Any, dtype: str | None) -> Any:
 
 def write_dataset(spark: Any, df: Any, dtype: str | None, spark_url: str, row_group_size_bytes: int,
                   compression_codec: str) -> None:
-    """Materialises ``df`` at ``spark_url`` as a Petastorm dataset through the ``petastorm`` data source."""
-    if not petastorm_source_available(spark):
-        raise RuntimeError(_NO_SOURCE)
-    (prepare(df, dtype).write.format("petastorm").mode("overwrite")
-     .option("compression", compression_codec)
-     .option("parquet.block.size", str(row_group_size_bytes))
-     .save(spark_url))
+    """Materialises ``df`` at ``spark_url`` as a Petastorm dataset through the ``petastorm`` data source (on the
+    session's JVM or its Spark Connect server); a session without that source gets an error saying how to add it."""
+    try:
+        (prepare(df, dtype).write.format(SOURCE).mode("overwrite")
+         .option("compression", compression_codec)
+         .option("parquet.block.size", str(row_group_size_bytes))
+         .save(spark_url))
+    except Exception as e:  # classic: a py4j error (Spark does not convert this one); Connect: a PySparkException
+        if error_condition(e) != "DATA_SOURCE_NOT_FOUND":
+            raise
+        raise RuntimeError(_no_source_message(spark)) from None

@@ -12,7 +12,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 
-from petastorm.spark.session import EXTENSIONS_CLASS
+from petastorm.spark.session import EXTENSIONS_CLASS, is_connect
 
 ColumnOrName = Union[Column, str]
 Shape = Union[Sequence[int], Column]
@@ -31,7 +31,7 @@ def _require(name: str) -> None:
     register petastorm's functions. Without an active session, and on Spark Connect (where a read registering them
     is analysed only when the query runs), the check is left to Spark, when the column is used."""
     spark = SparkSession.getActiveSession()
-    if spark is None or type(spark).__module__.startswith("pyspark.sql.connect") or name in _found.get(spark, ()):
+    if spark is None or is_connect(spark) or name in _found.get(spark, ()):
         return
     try:
         spark.catalog.getFunction(name)
@@ -139,9 +139,11 @@ def vector_to_tensor(vector: ColumnOrName, shape: Optional[Shape] = None) -> Col
     return _function("vector_to_tensor", *args)
 
 
-def image_failure_count(spark) -> int:
+def image_failure_count(spark: SparkSession) -> int:
     """How many images `load_image` and `decode_image` turned into null so far in this SparkContext.
 
     Counted by the accumulator `petastorm.image.failures` (also in the Spark UI); a task that runs again counts again.
+    Read through the SQL function `image_failure_count()`, so it works on classic and Spark Connect sessions alike.
     """
-    return spark._jvm.org.petastorm.spark.image.ImageFailures.count(spark._jsparkSession)
+    _require("image_failure_count")
+    return int(spark.sql("SELECT image_failure_count()").first()[0])

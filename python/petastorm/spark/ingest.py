@@ -1,12 +1,22 @@
-"""Images plus a label CSV into a Petastorm dataset, in one distributed Spark job (decoding on the JVM)."""
+"""Images plus a label CSV into a Petastorm dataset, in one distributed Spark job (decoding on the JVM).
+
+Built with the DataFrame API (the CSV read, the labels, `load_image`, `format("petastorm")`), so the same code runs
+on a classic session and on Spark Connect; `org.petastorm.spark.ingest.ImageIngest` is the same pipeline in Scala.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from py4j.java_gateway import is_instance_of
-from py4j.protocol import Py4JJavaError
-from pyspark.sql import SparkSession
+from pyspark.errors import PySparkException
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from petastorm.spark.functions import image_failure_count, load_image
+from petastorm.spark.session import error_condition
+
+# Rows per partition of the label table when it is spread over the executors (images are read per partition).
+_ROWS_PER_PARTITION = 2000
 
 
 class OutputExistsError(FileExistsError):
@@ -26,6 +36,51 @@ class IngestResult:
     output: str
 
 
+def read_labels(spark: SparkSession, labels_csv: str) -> DataFrame:
+    """`filename,label` rows of `labels_csv` (the header line is optional).
+
+    When every label is an integer, `label` is an integer column. Otherwise `label` keeps the text and `label_index`
+    is its position (from 0) in the sorted distinct labels, so the same set of labels always gets the same indexes.
+    """
+    raw = spark.read.option("header", "false").csv(labels_csv)
+    if len(raw.columns) < 2:
+        raise ValueError(f"{labels_csv}: expected two columns, filename,label; got {len(raw.columns)}")
+    named = (raw.select(F.trim(raw.columns[0]).alias("filename"), F.trim(raw.columns[1]).alias("label"))
+             .where(~((F.col("filename") == "filename") & (F.col("label") == "label"))))
+    # No cast that can throw (ANSI mode): a label is an integer when it is digits and try_cast takes it.
+    label = F.col("label")
+    is_integer = label.rlike("^[+-]?[0-9]+$") & label.try_cast("int").isNotNull()
+    if named.where(label.isNotNull() & ~is_integer).isEmpty():
+        return named.withColumn("label", label.try_cast("int"))
+    # Computed by Spark (a window over the distinct labels), not collected to the driver: labels may be many.
+    indexes = (named.where(label.isNotNull()).select("label").distinct()
+               .withColumn("label_index", (F.row_number().over(Window.orderBy("label")) - 1).cast("int")))
+    return named.join(indexes, ["label"], "left").select("filename", "label", "label_index")
+
+
+def _default_parallelism(spark: SparkSession) -> int:
+    """The cluster's default parallelism, measured: `spark.range` splits its rows into that many partitions."""
+    return spark.range(1 << 16).select(F.spark_partition_id().alias("p")).agg(F.max("p")).first()[0] + 1
+
+
+def _image_column(images_dir: str, size: Optional[Tuple[int, int]]) -> Column:
+    path = F.concat(F.lit(images_dir.rstrip("/") + "/"), F.col("filename"))
+    height, width = size if size else (None, None)
+    return load_image(path, height, width, 3)
+
+
+def _output_exists(spark: SparkSession, output_url: str) -> bool:
+    """Whether `output_url` exists for the Spark driver's Hadoop file systems (on Spark Connect: the server's, which
+    may differ from this process's): resolving a read of it lists it, or fails with PATH_NOT_FOUND."""
+    try:
+        spark.read.format("binaryFile").load(output_url).schema
+    except PySparkException as e:
+        if error_condition(e) == "PATH_NOT_FOUND":
+            return False
+        raise
+    return True
+
+
 def ingest_images(spark: SparkSession, labels_csv: str, images_dir: str, output_url: str,
                   size: Optional[Tuple[int, int]] = None, codec: str = "ndarray",
                   mode: str = "errorifexists") -> IngestResult:
@@ -33,19 +88,24 @@ def ingest_images(spark: SparkSession, labels_csv: str, images_dir: str, output_
 
     The CSV holds `filename,label` rows (the header line is optional); file names are relative to `images_dir`.
     Images are read through Hadoop file systems and decoded (PNG, JPEG, BMP, GIF) on the executors, resized to
-    `size` = (height, width) if given, and stored with `codec` ('ndarray' or 'png'). When every label is an integer,
-    `label` is an integer column; otherwise `label` keeps the text and `label_index` (int32) is the label's position
-    in the sorted distinct labels. Unreadable images are counted in the result and left out, unless the session sets
+    `size` = (height, width) if given, and stored with `codec` ('ndarray' or 'png'). Labels as `read_labels` gives
+    them. Unreadable images are counted in the result and left out, unless the session sets
     `spark.petastorm.image.onError=fail`, which fails the job instead. In the default `mode` an existing
-    `output_url` raises `OutputExistsError` (a `FileExistsError`) before any image is read.
+    `output_url` raises `OutputExistsError` (a `FileExistsError`) before anything is read. Works on classic and
+    Spark Connect sessions (the server needs the petastorm jar).
     """
-    height, width = size if size else (0, 0)
-    try:
-        result = spark._jvm.org.petastorm.spark.ingest.ImageIngest.run(
-            spark._jsparkSession, labels_csv, images_dir, output_url, int(height), int(width), codec, mode)
-    except Py4JJavaError as e:
-        if not is_instance_of(spark.sparkContext._gateway, e.java_exception,
-                              "org.apache.hadoop.fs.FileAlreadyExistsException"):
-            raise
-        raise OutputExistsError(e.java_exception.getMessage(), output_url) from None
-    return IngestResult(rows=result.rows(), failed_images=result.failedImages(), output=result.output())
+    # Spark Connect's writer knows "error" but not its synonyms "errorifexists" and "default".
+    mode = {"errorifexists": "error", "default": "error"}.get(mode.strip().lower(), mode)
+    # Checked first: Spark's own check comes only after the shuffle before the write has run, reading the images.
+    if mode == "error" and _output_exists(spark, output_url):
+        raise OutputExistsError(f"ingest: output {output_url} already exists; use mode 'overwrite' to replace it or "
+                                f"'append' to add to it", output_url)
+    labels = read_labels(spark, labels_csv)
+    partitions = max(_default_parallelism(spark), labels.count() // _ROWS_PER_PARTITION)
+    images = labels.repartition(partitions).withColumn("image", _image_column(images_dir, size))
+    before = image_failure_count(spark)
+    (images.where(F.col("image").isNotNull())
+     .write.format("petastorm").mode(mode).option("codec.image", codec).save(output_url))
+    failed = image_failure_count(spark) - before
+    rows = spark.read.format("petastorm").load(output_url).count()
+    return IngestResult(rows=rows, failed_images=failed, output=output_url)

@@ -1,10 +1,12 @@
-"""Finding the petastorm jar and adding it (with the SQL extension) to a SparkSession builder."""
+"""Finding the petastorm jar and adding it (with the SQL extension) to a SparkSession builder; telling a Spark Connect
+session from a classic one, and the error condition of a Spark exception from either."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from pyspark.sql import SparkSession
 
@@ -30,6 +32,41 @@ def jar_path() -> str:
     )
 
 
+class SparkConnectUnsupportedError(RuntimeError):
+    """The API needs a classic SparkSession (an RDD, the SparkContext or the JVM through py4j), which a Spark Connect
+    session does not have."""
+
+
+def is_connect(spark_object: Any) -> bool:
+    """True for a Spark Connect session (or a DataFrame or Column of one); False for a classic one."""
+    return type(spark_object).__module__.startswith("pyspark.sql.connect")
+
+
+def require_classic(spark: Any, api: str, instead: str) -> None:
+    """Raises `SparkConnectUnsupportedError` naming `api` and what to use `instead` when `spark` is Spark Connect."""
+    if is_connect(spark):
+        raise SparkConnectUnsupportedError(
+            f"{api} needs a classic SparkSession: Spark Connect has no SparkContext, RDDs or py4j access to the "
+            f"JVM. Instead: {instead}")
+
+
+def error_condition(error: BaseException) -> str | None:
+    """Spark's error condition (e.g. 'PATH_ALREADY_EXISTS') of an exception from a classic session (also a py4j error
+    wrapping a JVM exception) or from Spark Connect; None when it has none."""
+    get = getattr(error, "getCondition", None) or getattr(getattr(error, "java_exception", None), "getCondition", None)
+    try:
+        return get() if get is not None else None
+    except Exception:  # noqa: BLE001 - a JVM exception that is not a SparkThrowable
+        return None
+
+
+def connect_server_setup() -> str:
+    """How to give a Spark Connect server the petastorm jar and SQL extension (they are fixed when it starts)."""
+    return (f"start the Spark Connect server with `--jars {jar_path()}` (or `--packages "
+            f"org.petastorm:petastorm-spark_2.13:{petastorm.__version__}`, or the spark.jars conf) and "
+            f"`--conf spark.sql.extensions={EXTENSIONS_CLASS}`")
+
+
 def _append(options: dict, key: str, value: str) -> str:
     present = [v for v in str(options.get(key, "")).split(",") if v]
     return ",".join(present + ([value] if value not in present else []))
@@ -41,10 +78,15 @@ def configure_spark(builder: SparkSession.Builder, extensions: bool = True) -> S
     Values already set for `spark.jars` and `spark.sql.extensions` are kept. Unless another commit protocol is
     configured, it also sets `spark.sql.sources.commitProtocolClass` to petastorm's, which defers the deletions
     of an overwrite until the job commits (a failed overwrite leaves the old data). Jars reach the JVM only when
-    it starts, so call this before the process's first `getOrCreate()`.
+    it starts, so call this before the process's first `getOrCreate()`. A Spark Connect builder (`.remote(...)`)
+    raises `SparkConnectUnsupportedError`: the jar and the extension belong to the server.
     """
     from pyspark import SparkContext
 
+    options = getattr(builder, "_options", {})
+    if "spark.remote" in options or os.environ.get("SPARK_REMOTE"):
+        raise SparkConnectUnsupportedError(
+            "configure_spark: a Spark Connect client cannot add jars to the server; " + connect_server_setup())
     jar = jar_path()
     active = SparkContext._active_spark_context
     if active is not None and jar not in active.getConf().get("spark.jars", ""):
@@ -55,7 +97,6 @@ def configure_spark(builder: SparkSession.Builder, extensions: bool = True) -> S
             "before the first getOrCreate(); or launch with `--jars " + jar + " --conf spark.sql.extensions="
             + EXTENSIONS_CLASS + "` (pyspark, spark-submit or PYSPARK_SUBMIT_ARGS)"
         )
-    options = getattr(builder, "_options", {})
     builder = builder.config("spark.jars", _append(options, "spark.jars", jar))
     if extensions:
         builder = builder.config("spark.sql.extensions", _append(options, "spark.sql.extensions", EXTENSIONS_CLASS))

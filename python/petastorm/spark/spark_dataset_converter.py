@@ -16,6 +16,9 @@ is named by a hash of the analyzed plan, the input files and the options, so the
 also from another SparkSession, and from another process when the plan reads only files. Directories this process
 created are deleted at interpreter exit (or by :meth:`SparkDatasetConverter.delete`); directories reused from
 elsewhere and paths given by the user are never deleted.
+
+On Spark Connect the server writes the dataset (it needs the petastorm jar); this process reads it, so both must see
+the cache directory.
 """
 from __future__ import annotations
 
@@ -32,7 +35,6 @@ from petastorm.spark._converter_cache import (  # noqa: F401 - names of this mod
     _parent_cache_dir_url, _plan, _registry_lock, _remove_cache_metadata_and_data, _spark, cache_key, logger,
     normalize_dbfs_url, register_delete_dir_handler)
 from petastorm.spark import _converter_cache as _cache
-from petastorm.spark._converter_write import petastorm_source_available  # noqa: F401
 
 __all__ = ["SparkDatasetConverter", "make_spark_converter", "normalize_dbfs_url", "register_delete_dir_handler",
            "CachedDataFrameMeta", "TFDatasetContextManager", "TorchDatasetContextManager"]

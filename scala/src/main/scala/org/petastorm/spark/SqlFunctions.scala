@@ -1,5 +1,6 @@
 package org.petastorm.spark
 
+import org.apache.spark.sql.SparkSession
 import org.apache.spark.sql.catalyst.FunctionIdentifier
 import org.apache.spark.sql.catalyst.expressions.{Expression, ExpressionInfo, Literal}
 import org.apache.spark.sql.internal.SQLConf
@@ -123,6 +124,12 @@ private[spark] object SqlFunctions {
       "encode_image(tensor, format[, quality]) - an image tensor as 'png' or 'jpeg' bytes (JPEG quality 1-100, " +
         "default 80)", Set(2, 3)) { args =>
       EncodeImage(args(0), imageFormat(args(1)), args.lift(2).map(jpegQuality).getOrElse(80))
+    },
+    // Built on the driver when the query is analysed, where the accumulator's value lives: a Literal of that value.
+    function("image_failure_count", ImageFailures.getClass.getName.stripSuffix("$"),
+      "image_failure_count() - how many images load_image and decode_image turned into null so far in this " +
+        "SparkContext, read when the query is analysed", Set(0)) { _ =>
+      Literal(ImageFailures.count(SparkSession.active))
     }
   )
 }

@@ -6,7 +6,7 @@ import java.nio.file.{Files, Path}
 import org.apache.spark.ml.linalg.Vectors
 import org.apache.spark.sql.{AnalysisException, DataFrame, Row}
 import org.apache.spark.sql.functions.length
-import org.apache.spark.sql.types.{StructField, StructType}
+import org.apache.spark.sql.types.{LongType, StructField, StructType}
 import org.petastorm.spark.LocalSpark
 import org.petastorm.spark.codec.{CraftedCells, DecodeLimits, ImageCodec}
 import org.petastorm.spark.functions._
@@ -69,6 +69,17 @@ class ImageFunctionsSuite extends AnyFunSuite with LocalSpark {
     assert(ImageFailures.count(spark) - before == 2)
     val decoded = first(Seq(Array[Byte](1, 2, 3)).toDF("bytes").select(decode_image($"bytes")))
     assert(decoded == null && ImageFailures.count(spark) - before == 3)
+  }
+
+  test("image_failure_count() is the driver's count when the query is analysed") {
+    def count(): Long = spark.sql("SELECT image_failure_count()").collect().head.getLong(0)
+    val before = ImageFailures.count(spark)
+    assert(count() == before)
+    assert(first(Seq(path("broken.png")).toDF("path").select(load_image($"path"))) == null)
+    assert(count() == before + 1 && ImageFailures.count(spark) == before + 1)
+    assert(spark.sql("SELECT image_failure_count() AS n").schema("n").dataType == LongType)
+    assert(failure(spark.sql("SELECT image_failure_count(1)").collect())
+      .contains("image_failure_count takes 0 arguments"))
   }
 
   test("with spark.petastorm.image.onError=fail errors name the path and the reason") {
