@@ -8,7 +8,15 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.8
 VERSION := $(shell cat VERSION)
-JAR := python/petastorm/jars/petastorm-spark_2.13-$(VERSION).jar
+# One jar per Spark line, named as the artifacts are: petastorm-spark-<Spark line>_<Scala binary>-<version>.jar.
+# LINES: what `make jars` and `make publish-local` build (the Spark releases of each line: build.sbt's sparkLines).
+# The default line is the pinned pyspark's, built against that pyspark's own jars (`make jar`, `make test`).
+LINES ?= 3.5_2.12 3.5_2.13 4.0_2.13 4.1_2.13 4.2_2.13 4.3_2.13
+PYSPARK_LINE := $(shell sed -n 's/^pyspark==\([0-9]*\.[0-9]*\).*/\1/p' requirements/dev.lock)
+DEFAULT_LINE := $(PYSPARK_LINE)_$(if $(filter 3.%,$(PYSPARK_LINE)),2.12,2.13)
+JARS_DIR := python/petastorm/jars
+JAR := $(JARS_DIR)/petastorm-spark-$(DEFAULT_LINE)-$(VERSION).jar
+ALL_JARS := $(foreach line,$(LINES),$(JARS_DIR)/petastorm-spark-$(line)-$(VERSION).jar)
 DEPS_STAMP := $(VENV)/.deps-$(shell cat requirements/dev.lock pyproject.toml VERSION | cksum | cut -d' ' -f1)
 SCALA_SOURCES := $(shell find scala/src/main -type f) build.sbt project/build.properties VERSION
 SBT := build/sbt
@@ -21,12 +29,36 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: demo test test-scala test-python fuzz venv legacy-venv jar publish-local wheel lock clean
+.PHONY: demo test test-scala test-python test-lines test-scala-lines fuzz venv legacy-venv jar jars publish-local wheel lock clean
 
 demo: $(DEPS_STAMP) $(JAR)
 	$(PY) examples/demo.py
 
-test: test-scala test-python
+test: test-scala test-python test-lines
+
+# The other Spark lines, each in its own virtualenv with that line's newest pyspark (scripts/spark-line-venv.sh,
+# rebuilt when the script or the lock changes): the focused suite against the line's jar (jar_path() picks it):
+# the data source round trip of every codec, the SQL functions, the tensor UDT, the converter, --packages and the
+# wheel. The 3.5 line with Scala 2.13 has no pyspark on PyPI: its jar runs the ScalaTest suite against Spark
+# 3.5 from Maven Central (and so does each line in test-scala-lines, which `make test` does not run).
+MATRIX := 3.5_2.12:3.5.9 4.0_2.13:4.0.5 4.1_2.13:4.1.4 4.2_2.13:4.2.1
+LINE_SUITE := tests/test_spark_datasource.py tests/test_spark_tensor.py tests/test_spark_image_functions.py \
+  tests/test_spark_converter.py tests/test_packaging.py
+LINE_VENV_KEY := $(shell cat scripts/spark-line-venv.sh requirements/dev.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+test-lines: $(DEPS_STAMP) $(ALL_JARS)
+	set -e; for entry in $(MATRIX); do \
+	  line=$${entry%%:*}; pyspark=$${entry##*:}; venv=.venv-spark-$${line%_*}; \
+	  test -f $$venv/.built-$(LINE_VENV_KEY)-$$pyspark || { \
+	    PYTHON=$(PYTHON) UV=$(UV) scripts/spark-line-venv.sh $$pyspark $$venv && touch $$venv/.built-$(LINE_VENV_KEY)-$$pyspark; }; \
+	  echo "== Spark $$line: pyspark $$pyspark"; \
+	  PYSPARK_PYTHON=$(CURDIR)/$$venv/bin/python PYSPARK_DRIVER_PYTHON=$(CURDIR)/$$venv/bin/python \
+	    COLUMNS=250 $$venv/bin/python -m pytest -p no:cacheprovider -q $(LINE_SUITE); \
+	done
+	PETASTORM_SPARK_LINE=3.5 PETASTORM_SCALA=2.13 $(SBT) test < /dev/null
+
+test-scala-lines:
+	for line in $(LINES); do PETASTORM_SPARK_LINE=$${line%_*} PETASTORM_SCALA=$${line#*_} $(SBT) test < /dev/null || exit 1; done
 
 test-scala: $(DEPS_STAMP)
 	$(SBT) test < /dev/null
@@ -63,23 +95,35 @@ $(DEPS_STAMP): requirements/dev.lock pyproject.toml VERSION
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	rm -f $(VENV)/.deps-* && touch $@
 
+# The default line's jar (what the tests and the demo use).
 jar: $(JAR)
 
-# Compiled against the jars of the pinned pyspark; also published (jar + pom) to target/m2 for --packages tests.
-$(JAR): $(DEPS_STAMP) $(SCALA_SOURCES)
-	$(SBT) package publish < /dev/null
+# Every line's jar: what the wheel carries (petastorm.spark.jar_path() picks the one for the installed pyspark).
+jars: $(ALL_JARS)
+
+# One line's jar, <line>_<Scala binary> taken from its name; each line builds in its own target/spark-<line>_<Scala>/,
+# so switching lines recompiles nothing. The default line compiles against the pinned pyspark's jars (hence the
+# virtualenv), the others against Spark from Maven Central (kept in the coursier cache). Also published (jar + pom)
+# to target/m2 for the --packages tests.
+$(JAR): $(DEPS_STAMP)
+$(JARS_DIR)/petastorm-spark-%-$(VERSION).jar: $(SCALA_SOURCES)
+	line=$*; PETASTORM_SPARK_LINE=$${line%_*} PETASTORM_SCALA=$${line#*_} $(SBT) package publish < /dev/null
 	mkdir -p $(dir $@)
-	rm -f $(dir $@)petastorm-spark_*.jar
-	cp target/scala-2.13/petastorm-spark_2.13-$(VERSION).jar $@
+	rm -f $(dir $@)petastorm-spark_*.jar $(dir $@)petastorm-spark-$*-*.jar
+	cp target/spark-$*/scala-$(lastword $(subst _, ,$*))/$(notdir $@) $@
 
-# Publishes to ~/.m2/repository, where `spark-submit --packages org.petastorm:petastorm-spark_2.13:$(VERSION)` finds it.
-# Needs only a JDK, no virtualenv: without .venv, PETASTORM_SPARK_FROM=maven makes sbt fetch Spark from Maven
-# Central (`provided`, at the pinned pyspark's version read from requirements/dev.lock); with .venv, its
-# pyspark/jars (the same release) are used as for `make jar`.
+# Publishes every line of LINES (e.g. `make publish-local LINES=3.5_2.12`) to ~/.m2/repository, where
+# `spark-submit --packages org.petastorm:petastorm-spark-3.5_2.12:$(VERSION)` finds it. Needs only a JDK, no
+# virtualenv: without .venv, PETASTORM_SPARK_FROM=maven makes sbt fetch every line's Spark from Maven Central
+# (`provided`; the pinned pyspark's line at the pinned version, which must then be on Maven Central); with .venv,
+# the pinned line uses its pyspark/jars (the same release) as `make jar` does.
 publish-local:
-	$(if $(wildcard $(PY)),,PETASTORM_SPARK_FROM=maven )$(SBT) publishM2 < /dev/null
+	for line in $(LINES); do \
+	  $(if $(wildcard $(PY)),,PETASTORM_SPARK_FROM=maven )PETASTORM_SPARK_LINE=$${line%_*} PETASTORM_SCALA=$${line#*_} \
+	    $(SBT) publishM2 < /dev/null || exit 1; \
+	done
 
-wheel: $(DEPS_STAMP) $(JAR)
+wheel: $(DEPS_STAMP) $(ALL_JARS)
 	rm -rf dist && mkdir -p dist
 	tmp=$$(mktemp -d) && cp -r pyproject.toml VERSION README.md python $$tmp/ && \
 	  $(PY) -m build --wheel --no-isolation --outdir dist $$tmp >/dev/null && rm -rf $$tmp

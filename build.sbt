@@ -1,27 +1,74 @@
 // One build for the JVM half of petastorm: the `petastorm` DataSource V2, the tensor UDT and the SQL functions.
-// Spark is `provided`, at exactly the release of the pyspark pinned in requirements/dev.lock, so the jar, the Python
-// package and the test sessions always agree on one Spark release. Where its jars come from is chosen by the
-// environment variable PETASTORM_SPARK_FROM:
-//   pyspark (default) compile and test against the jars that the pinned pyspark ships (pyspark/jars of .venv, or
-//                     SPARK_JARS_DIR): what `make jar` and `make test` do;
-//   maven             fetch Spark from Maven Central as `provided` dependencies (listed so in the POM), so no
-//                     Python environment is needed: what `make publish-local` does without a virtualenv. It
-//                     compiles and packages the jar; the tests (which also use spark-mllib) run in pyspark mode.
+// One source tree, cross-built for each Spark line users are on: one artifact per line, named as the ecosystem
+// does, `org.petastorm:petastorm-spark-<line>_<Scala binary>` (e.g. petastorm-spark-3.5_2.12,
+// petastorm-spark-4.3_2.13). Spark is always `provided` (listed so in the POM).
+//
+// The line is chosen by environment variables (the Makefile's `make jars` loops over them):
+//   PETASTORM_SPARK_LINE  3.5 | 4.0 | 4.1 | 4.2 | 4.3   default: the line of the pyspark pinned in requirements/dev.lock
+//   PETASTORM_SCALA       2.12 | 2.13                   default: the line's first Scala binary in `sparkLines`
+// and where Spark's jars come from by PETASTORM_SPARK_FROM:
+//   pyspark  compile and test against the jars that the pinned pyspark ships (pyspark/jars of .venv, or
+//            SPARK_JARS_DIR): the default for the pinned pyspark's line (`make jar`, `make test`); the Spark
+//            release is exactly the pinned one, so jar, Python package and test sessions agree on one release;
+//   maven    fetch Spark from Maven Central as `provided` dependencies: the default for every other line, and for
+//            the pinned line where no virtualenv exists (`make publish-local`).
+// Each line builds under its own target/spark-<line>_<Scala binary>/, so switching lines never recompiles another.
+// Code that differs between Spark lines lives in scala/src/{main,test}/spark-<dir>/ (listed per line below); the few
+// Scala 2.13 collections that 2.12 lacks, under one name, in scala/src/main/scala-<Scala binary>/.
 import scala.sys.process._
 
 val projectVersion = IO.read(file("VERSION")).trim
 
-// The Spark release: the pinned pyspark's version (PyPI spells Spark's "-previewN" as ".devN").
-val sparkVersion: String = {
+// The pinned pyspark's version (PyPI spells Spark's "-previewN" as ".devN").
+val pinnedSparkVersion: String = {
   val lock = file("requirements/dev.lock")
   """(?m)^pyspark==([^\s;#]+)""".r.findFirstMatchIn(IO.read(lock)).map(_.group(1))
     .getOrElse(sys.error(s"No `pyspark==<version>` pin in $lock"))
     .replaceAll("""\.dev(\d+)$""", "-preview$1")
 }
+def lineOf(sparkVersion: String): String = sparkVersion.split('.').take(2).mkString(".")
 
-val sparkFrom: String = sys.env.getOrElse("PETASTORM_SPARK_FROM", "pyspark").trim.toLowerCase match {
-  case from @ ("pyspark" | "maven") => from
-  case other => sys.error(s"PETASTORM_SPARK_FROM=$other: expected `pyspark` (the default) or `maven`")
+// THE table of supported Spark lines, one row each:
+//   line, Spark release built against (the newest patch Maven Central serves), the Scala releases Spark's own POM
+//   uses per Scala binary (the first is the line's default), the bytecode's --release (Spark 3.5 still runs on
+//   Java 8 and 11), libthrift as Spark ships it (FooterKeyValues reads footers with it), and the shim folders
+//   scala/src/<main|test>/spark-<folder> of the line.
+// The pinned pyspark's line always builds against the pinned release (4.3.0 is not on Maven Central: pyspark mode).
+val sparkLines = Seq(
+  ("3.5", "3.5.9", Seq("2.12.18", "2.13.8"), "8", "0.12.0", Seq("3.5")),
+  ("4.0", "4.0.4", Seq("2.13.16"), "17", "0.16.0", Seq("4.x")),
+  ("4.1", "4.1.3", Seq("2.13.17"), "17", "0.16.0", Seq("4.x")),
+  ("4.2", "4.2.0", Seq("2.13.18"), "17", "0.16.0", Seq("4.x")),
+  ("4.3", "4.3.0", Seq("2.13.18"), "17", "0.16.0", Seq("4.x"))
+)
+// The tests also need spark-mllib (ml.linalg vectors), at the line's release, except where the Maven Central mirror
+// this build was made on lacks it at that patch: there the newest patch of the line it serves (`<line>_<Scala>`).
+val testMllibServedHere = Map("3.5_2.13" -> "3.5.6", "4.0_2.13" -> "4.0.1", "4.1_2.13" -> "4.1.0")
+
+val selectedLine = {
+  val wanted = sys.env.get("PETASTORM_SPARK_LINE").map(_.trim).filter(_.nonEmpty).getOrElse(lineOf(pinnedSparkVersion))
+  val row = sparkLines.find(_._1 == wanted).getOrElse(sys.error(
+    s"PETASTORM_SPARK_LINE=$wanted: supported Spark lines are ${sparkLines.map(_._1).mkString(", ")}"))
+  if (row._1 == lineOf(pinnedSparkVersion)) row.copy(_2 = pinnedSparkVersion) else row
+}
+val sparkLine = selectedLine._1
+val sparkVersion = selectedLine._2
+val lineScalaVersions = selectedLine._3
+val javaRelease = selectedLine._4
+val libthriftVersion = selectedLine._5
+val shimFolders = selectedLine._6
+val buildScalaVersion: String = sys.env.get("PETASTORM_SCALA").map(_.trim).filter(_.nonEmpty) match {
+  case None => lineScalaVersions.head
+  case Some(binary) => lineScalaVersions.find(_.startsWith(binary + ".")).getOrElse(sys.error(
+    s"PETASTORM_SCALA=$binary: Spark $sparkLine is built for Scala ${lineScalaVersions.map(binaryOf).mkString(", ")}"))
+}
+def binaryOf(scalaVersion: String): String = scalaVersion.split('.').take(2).mkString(".")
+val scalaBinary: String = binaryOf(buildScalaVersion)
+
+val sparkFrom: String = sys.env.get("PETASTORM_SPARK_FROM").map(_.trim.toLowerCase).filter(_.nonEmpty) match {
+  case Some(from @ ("pyspark" | "maven")) => from
+  case Some(other) => sys.error(s"PETASTORM_SPARK_FROM=$other: expected `pyspark` or `maven`")
+  case None => if (sparkLine == lineOf(pinnedSparkVersion) && buildScalaVersion == lineScalaVersions.head) "pyspark" else "maven"
 }
 
 // Spark's jars from the project's virtualenv (or SPARK_JARS_DIR): the same release pyspark runs.
@@ -37,9 +84,17 @@ def findSparkJars(base: File): File = sys.env.get("SPARK_JARS_DIR").map(file).ge
         s"Spark $sparkVersion from Maven Central with PETASTORM_SPARK_FROM=maven): $e")
   }
   if (version.replaceAll("""\.dev(\d+)$""", "-preview$1") != sparkVersion)
-    sys.error(s"$python has pyspark $version, but requirements/dev.lock pins $sparkVersion: run `make venv` first")
+    sys.error(s"$python has pyspark $version, but the build wants Spark $sparkVersion: run `make venv` first")
   file(dir)
 }
+
+// What the jar needs from the runtime, all `provided`: spark-sql brings core, catalyst, Hadoop's client API,
+// Parquet, json4s and pickle; libthrift (FooterKeyValues) comes with Spark's Hive jars, at the version Spark ships;
+// on Scala 2.12, scala-collection-compat (shipped by Spark 3.5) provides scala.jdk.CollectionConverters.
+val providedModules: Seq[ModuleID] = Seq(
+  "org.apache.spark" %% "spark-sql" % sparkVersion,
+  "org.apache.thrift" % "libthrift" % libthriftVersion
+) ++ (if (scalaBinary == "2.12") Seq("org.scala-lang.modules" %% "scala-collection-compat" % "2.7.0") else Nil)
 
 val sparkSettings: Seq[Setting[_]] = sparkFrom match {
   case "pyspark" => Seq(
@@ -49,12 +104,9 @@ val sparkSettings: Seq[Setting[_]] = sparkFrom match {
     Test / unmanagedJars ++= (sparkJarsDir.value ** "*.jar").classpath
   )
   case "maven" => Seq(
-    // spark-sql brings core, catalyst, Hadoop's client API, Parquet, json4s and pickle; spark-hive brings libthrift
-    // (FooterKeyValues) at the version Spark ships. `provided`: on the compile classpath and in the POM as such.
-    libraryDependencies ++= Seq(
-      "org.apache.spark" %% "spark-sql" % sparkVersion % Provided,
-      "org.apache.spark" %% "spark-hive" % sparkVersion % Provided
-    )
+    libraryDependencies ++= providedModules.map(_ % Provided),
+    libraryDependencies += "org.apache.spark" %% "spark-mllib" %
+      testMllibServedHere.getOrElse(s"${sparkLine}_$scalaBinary", sparkVersion) % Test
   )
 }
 
@@ -70,15 +122,21 @@ val sparkJavaOptions = Seq(
 lazy val root = (project in file("."))
   .settings(
     organization := "org.petastorm",
-    name := "petastorm-spark",
+    name := s"petastorm-spark-$sparkLine",
+    moduleName := name.value, // sbt would spell the dot of the line as "-"
     version := projectVersion,
-    scalaVersion := "2.13.18",
-    javacOptions ++= Seq("--release", "17"),
-    scalacOptions ++= Seq("-release", "17", "-deprecation", "-feature", "-unchecked"),
+    scalaVersion := buildScalaVersion,
+    target := baseDirectory.value / "target" / s"spark-${sparkLine}_$scalaBinary",
+    javacOptions ++= Seq("--release", javaRelease),
+    scalacOptions ++= Seq("-release", javaRelease, "-deprecation", "-feature", "-unchecked"),
 
     Compile / scalaSource := baseDirectory.value / "scala" / "src" / "main" / "scala",
+    // Per Spark line (shimFolders) and per Scala binary (collections that Scala 2.12 lacks, under one name).
+    Compile / unmanagedSourceDirectories ++= (shimFolders.map(d => s"spark-$d") :+ s"scala-$scalaBinary")
+      .map(d => baseDirectory.value / "scala" / "src" / "main" / d),
     Compile / resourceDirectory := baseDirectory.value / "scala" / "src" / "main" / "resources",
     Test / scalaSource := baseDirectory.value / "scala" / "src" / "test" / "scala",
+    Test / unmanagedSourceDirectories ++= shimFolders.map(d => baseDirectory.value / "scala" / "src" / "test" / s"spark-$d"),
     // The Scala example compiles (and runs, in ExamplesSuite) with the tests.
     Test / unmanagedSourceDirectories += baseDirectory.value / "examples" / "scala",
     Test / resourceDirectory := baseDirectory.value / "scala" / "src" / "test" / "resources",
@@ -99,14 +157,24 @@ lazy val root = (project in file("."))
     publishConfiguration := publishConfiguration.value.withOverwrite(true),
     publishM2Configuration := publishM2Configuration.value.withOverwrite(true),
     Compile / packageDoc / publishArtifact := false,
-    // Spark provides the Scala library at run time: keep Ivy (`--packages`) from resolving it again.
+    // Spark provides the Scala library at run time: keep Ivy (`--packages`) from resolving it again. Built from
+    // pyspark's jars, the POM still names what the jar needs from Spark, `provided`, as a Maven-mode build does.
+    // Test-only dependencies are left out.
     pomPostProcess := { node =>
       import scala.xml._
       import scala.xml.transform._
+      val sbv = scalaBinaryVersion.value
+      val injected: Seq[Node] = if (sparkFrom != "pyspark") Nil else providedModules.map { m =>
+        val artifact = if (m.crossVersion == CrossVersion.disabled) m.name else s"${m.name}_$sbv"
+        <dependency><groupId>{m.organization}</groupId><artifactId>{artifact}</artifactId><version>{m.revision}</version><scope>provided</scope></dependency>
+      }
       new RuleTransformer(new RewriteRule {
         override def transform(n: Node): Seq[Node] = n match {
           case e: Elem if e.label == "dependency" && (e \ "artifactId").text == "scala-library" =>
             e.copy(child = e.child.filterNot(_.label == "scope") :+ <scope>provided</scope>)
+          // What the tests use (scalatest, spark-mllib) is nothing a user of the jar resolves.
+          case e: Elem if e.label == "dependency" && (e \ "scope").text == "test" => Nil
+          case e: Elem if e.label == "dependencies" => e.copy(child = e.child ++ injected)
           case other => other
         }
       }).transform(node).head

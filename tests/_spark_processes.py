@@ -25,14 +25,10 @@ def pyspark_home():
 
 
 def petastorm_coordinates():
-    """`group:artifact:version` of the petastorm jar, read from the name of the jar inside the package
-    (`<artifact>-<version>.jar`), so that it follows the build's naming."""
-    import petastorm
-    from petastorm.spark import jar_path
+    """`group:artifact:version` of the petastorm jar inside the package (it follows the build's naming)."""
+    from petastorm.spark.session import maven_coordinates
 
-    name, suffix = Path(jar_path()).name, f"-{petastorm.__version__}.jar"
-    assert name.endswith(suffix), f"{name} is not <artifact>{suffix}"
-    return f"org.petastorm:{name[:-len(suffix)]}:{petastorm.__version__}"
+    return maven_coordinates()
 
 
 def published_pom(coordinates):

@@ -88,30 +88,33 @@ def test_publish_local_needs_no_python_environment(tmp_path):
     if override:
         lock.write_text(re.sub(r"(?m)^pyspark==\S+", f"pyspark=={override}", lock.read_text()))
     spark_version = pinned_spark_version(lock.read_text())
+    line = ".".join(spark_version.split(".")[:2])
+    artifact = f"petastorm-spark-{line}_2.13"  # the pinned pyspark's line; Spark 4 is built for Scala 2.13 only
     if not on_maven_central(spark_version):
         pytest.skip(f"Spark {spark_version} (the pinned pyspark) is not on Maven Central: `make publish-local` "
                     "cannot fetch it; PETASTORM_PUBLISH_LOCAL_SPARK=<a published release> runs this test on that one")
     assert not (project / ".venv").exists()
 
     repository = tmp_path / "m2"
-    proc = subprocess.run(["make", "publish-local"], cwd=project, env=environment_without_python_stack(repository),
+    proc = subprocess.run(["make", "publish-local", f"LINES={line}_2.13"], cwd=project, env=environment_without_python_stack(repository),
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=1100)
     log = proc.stdout + proc.stderr
     print(log)  # shown when the test fails
     assert proc.returncode == 0, f"make publish-local failed with {proc.returncode}"
     assert "PETASTORM_SPARK_FROM=maven" in proc.stdout  # the recipe that ran
 
-    published = repository / "org" / "petastorm" / "petastorm-spark_2.13" / VERSION
-    jar = published / f"petastorm-spark_2.13-{VERSION}.jar"
-    pom = published / f"petastorm-spark_2.13-{VERSION}.pom"
+    published = repository / "org" / "petastorm" / artifact / VERSION
+    jar = published / f"{artifact}-{VERSION}.jar"
+    pom = published / f"{artifact}-{VERSION}.pom"
     assert jar.is_file() and pom.is_file(), sorted(p.name for p in repository.rglob("*"))
-    assert f"published petastorm-spark_2.13 to file:{repository}/" in log, log[-3000:]  # not into ~/.m2
+    assert f"published {artifact} to file:{repository}/" in log, log[-3000:]  # not into ~/.m2
 
     names = zipfile.ZipFile(jar).namelist()
     assert "org/petastorm/spark/datasource/PetastormDataSource.class" in names
     assert "META-INF/services/org.apache.spark.sql.sources.DataSourceRegister" in names
     assert not [n for n in names if n.startswith("org/apache/spark/")], "Spark must not be packaged"
 
+    assert ET.parse(pom).getroot().findtext("m:artifactId", namespaces=POM_NS) == artifact
     dependencies = {}
     for dep in ET.parse(pom).getroot().iterfind("m:dependencies/m:dependency", POM_NS):
         coordinate = f"{dep.findtext('m:groupId', namespaces=POM_NS)}:{dep.findtext('m:artifactId', namespaces=POM_NS)}"

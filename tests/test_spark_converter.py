@@ -153,7 +153,7 @@ def test_user_path_is_never_deleted(spark, cache_dir, tmp_path):
 
 
 def test_make_tf_dataset(spark, mixed_df, cache_dir):
-    import tensorflow as tf
+    tf = pytest.importorskip("tensorflow", reason="not in the Spark-line virtualenvs (make test-lines)")
 
     converter = make_spark_converter(mixed_df)
     with pytest.warns(UserWarning, match="infinite"):
@@ -175,7 +175,7 @@ def test_make_tf_dataset(spark, mixed_df, cache_dir):
 
 
 def test_make_torch_dataloader(mixed_df, cache_dir):
-    import torch
+    torch = pytest.importorskip("torch", reason="not in the Spark-line virtualenvs (make test-lines)")
 
     from petastorm.pytorch import BatchedDataLoader
 

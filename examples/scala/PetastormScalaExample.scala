@@ -10,7 +10,7 @@ import org.petastorm.spark.tensor.Tensor
  * Python's `make_reader` (and Petastorm 0.13.1) can read, and read it back with tensor columns.
  *
  * {{{
- * spark-submit --packages org.petastorm:petastorm-spark_2.13:0.14.0 \
+ * spark-submit --packages org.petastorm:petastorm-spark-4.3_2.13:0.14.0 \
  *   --conf spark.sql.extensions=org.petastorm.spark.PetastormExtensions \
  *   --class org.petastorm.examples.PetastormScalaExample app.jar /tmp/scala-example
  * }}}

@@ -12,7 +12,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 
-from petastorm.spark.session import EXTENSIONS_CLASS, is_connect
+from petastorm.spark.session import EXTENSIONS_CLASS, error_condition, is_connect
 
 ColumnOrName = Union[Column, str]
 Shape = Union[Sequence[int], Column]
@@ -36,7 +36,7 @@ def _require(name: str) -> None:
     try:
         spark.catalog.getFunction(name)
     except AnalysisException as e:
-        if e.getCondition() != "UNRESOLVED_ROUTINE":
+        if error_condition(e) != "UNRESOLVED_ROUTINE":
             raise
         raise SqlFunctionNotRegisteredError(
             f"{name}: petastorm's SQL functions are not registered in this Spark session. Start Spark with "

@@ -18,18 +18,51 @@ _COMMIT_PROTOCOL_KEY = "spark.sql.sources.commitProtocolClass"
 _JARS_DIR = Path(__file__).resolve().parent.parent / "jars"
 
 
+def _pyspark_line() -> tuple[str, str, str]:
+    """(version, Spark line `major.minor`, Scala binary) of the installed pyspark. The Scala binary is read from the
+    `spark-core_2.1x-*.jar` that pyspark (or $SPARK_HOME) ships; without one, Spark's default for the line."""
+    import pyspark
+
+    version = pyspark.__version__
+    line = ".".join(version.split(".")[:2])
+    folders = [Path(pyspark.__file__).resolve().parent / "jars"]
+    if os.environ.get("SPARK_HOME"):
+        folders.append(Path(os.environ["SPARK_HOME"]) / "jars")
+    for folder in folders:
+        for core in sorted(folder.glob("spark-core_2.1*-*.jar")):
+            return version, line, core.name[len("spark-core_"):].split("-", 1)[0]
+    return version, line, "2.12" if line.startswith("3.") else "2.13"
+
+
 def jar_path() -> str:
-    """Path of the petastorm Spark jar shipped inside this package (`petastorm/jars/`)."""
-    jars = sorted(_JARS_DIR.glob("petastorm-spark_*.jar"))
-    exact = [j for j in jars if j.name.endswith(f"-{petastorm.__version__}.jar")]
-    if exact:
-        return str(exact[0])
-    if jars:
-        return str(jars[-1])
-    raise FileNotFoundError(
-        f"The petastorm Spark jar is missing from {_JARS_DIR}: in a source checkout run `make jar`; "
-        "otherwise reinstall the petastorm wheel, which ships it"
+    """Path of the petastorm Spark jar, shipped inside this package (`petastorm/jars/`), built for the installed
+    pyspark's line: `petastorm-spark-<Spark major.minor>_<Scala binary>-<version>.jar`."""
+    jars = sorted(_JARS_DIR.glob("petastorm-spark-*_2.1*-*.jar"))
+    if not jars:
+        raise FileNotFoundError(
+            f"The petastorm Spark jar is missing from {_JARS_DIR}: in a source checkout run `make jar` (or `make jars`); "
+            "otherwise reinstall the petastorm wheel, which ships it"
+        )
+    version, line, scala = _pyspark_line()
+    prefix = f"petastorm-spark-{line}_{scala}-"
+    matching = [j for j in jars if j.name.startswith(prefix)]
+    exact = [j for j in matching if j.name == f"{prefix}{petastorm.__version__}.jar"]
+    if exact or matching:
+        return str((exact or matching)[-1])
+    built = sorted({j.name[len("petastorm-spark-"):].rsplit("-", 1)[0].replace("_", " (Scala ") + ")" for j in jars})
+    raise RuntimeError(
+        f"petastorm has no Spark jar for pyspark {version} (Spark {line}, Scala {scala}) in {_JARS_DIR}; it has jars "
+        f"for Spark {', '.join(built)}. Install a pyspark of one of those lines (in a source checkout, "
+        f"`make jars` builds every supported line)"
     )
+
+
+def maven_coordinates() -> str:
+    """`org.petastorm:<artifact>:<version>` of the jar `jar_path()` picks, for `--packages` (e.g.
+    `org.petastorm:petastorm-spark-3.5_2.12:0.14.0`)."""
+    name = Path(jar_path()).name
+    artifact, version = name[:-len(".jar")].rsplit("-", 1)
+    return f"org.petastorm:{artifact}:{version}"
 
 
 class SparkConnectUnsupportedError(RuntimeError):
@@ -53,7 +86,9 @@ def require_classic(spark: Any, api: str, instead: str) -> None:
 def error_condition(error: BaseException) -> str | None:
     """Spark's error condition (e.g. 'PATH_ALREADY_EXISTS') of an exception from a classic session (also a py4j error
     wrapping a JVM exception) or from Spark Connect; None when it has none."""
-    get = getattr(error, "getCondition", None) or getattr(getattr(error, "java_exception", None), "getCondition", None)
+    java = getattr(error, "java_exception", None)
+    get = (getattr(error, "getCondition", None) or getattr(error, "getErrorClass", None)  # pyspark 3.5: ErrorClass
+           or getattr(java, "getCondition", None) or getattr(java, "getErrorClass", None))
     try:
         return get() if get is not None else None
     except Exception:  # noqa: BLE001 - a JVM exception that is not a SparkThrowable
@@ -62,8 +97,8 @@ def error_condition(error: BaseException) -> str | None:
 
 def connect_server_setup() -> str:
     """How to give a Spark Connect server the petastorm jar and SQL extension (they are fixed when it starts)."""
-    return (f"start the Spark Connect server with `--jars {jar_path()}` (or `--packages "
-            f"org.petastorm:petastorm-spark_2.13:{petastorm.__version__}`, or the spark.jars conf) and "
+    return (f"start the Spark Connect server with `--jars {jar_path()}` (or `--packages {maven_coordinates()}`, "
+            f"or the spark.jars conf) and "
             f"`--conf spark.sql.extensions={EXTENSIONS_CLASS}`")
 
 

@@ -59,7 +59,7 @@ private[spark] object SqlFunctions {
     if (height.isDefined != width.isDefined) {
       throw new IllegalArgumentException(s"$function: give both height and width (to resize) or neither")
     }
-    val size = height.zip(width)
+    val size = for (h <- height; w <- width) yield (h, w)
     size.foreach { case (h, w) =>
       if (h <= 0 || w <= 0) throw new IllegalArgumentException(s"$function: cannot resize to $h x $w pixels")
     }

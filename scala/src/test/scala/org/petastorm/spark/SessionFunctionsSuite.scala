@@ -1,19 +1,13 @@
 package org.petastorm.spark
 
-import org.apache.spark.sql.{AnalysisException, SparkSession, SparkSessionExtensions}
-import org.apache.spark.sql.classic.{SparkSession => ClassicSession}
+import org.apache.spark.sql.{AnalysisException, SparkSession, SparkTestShims}
 import org.petastorm.spark.tensor.{DType, Tensor}
 import org.scalatest.funsuite.AnyFunSuite
 
 class SessionFunctionsSuite extends AnyFunSuite with LocalSpark {
   /** A session on the test JVM's SparkContext built without any extension (what a plain `getOrCreate()` without
     * `spark.sql.extensions` gives); the one SparkContext's conf names the extension, hence the constructor. */
-  private def sessionWithoutExtension(): ClassicSession = {
-    val constructor = classOf[ClassicSession].getConstructors.find(_.getParameterCount == 6).get
-    val shared = spark.asInstanceOf[ClassicSession].sharedState
-    constructor.newInstance(spark.sparkContext, Some(shared), None, new SparkSessionExtensions,
-      Map.empty[String, String], Map.empty[String, String]).asInstanceOf[ClassicSession]
-  }
+  private def sessionWithoutExtension(): SparkSession = SparkTestShims.sessionWithoutExtensions(spark)
 
   test("reading with format(petastorm) registers the SQL functions in a session built without the extension") {
     val path = tempDir("functions").resolve("data").toString
@@ -23,7 +17,7 @@ class SessionFunctionsSuite extends AnyFunSuite with LocalSpark {
     SparkSession.setActiveSession(plain)
     try {
       val e = intercept[AnalysisException](plain.sql("SELECT tensor_shape(array_to_tensor(array(1), array(1)))"))
-      assert(e.getCondition == "UNRESOLVED_ROUTINE", e)
+      assert(SparkTestShims.errorCondition(e) == "UNRESOLVED_ROUTINE", e)
       plain.read.format("petastorm").load(path).createOrReplaceTempView("tensors")
       assert(plain.sql("SELECT tensor_shape(t) FROM tensors").collect().head.getSeq[Int](0) == Seq(2, 3))
       val t = plain.sql("SELECT array_to_tensor(array(1.0, 2.0), array(2))").collect().head.getAs[Tensor](0)

@@ -57,7 +57,7 @@ object DecodeLimits {
   val MaxImagePixelsConf = "spark.petastorm.maxImagePixels"
 
   /** A limit as written in an option or a conf: a positive whole number; None for anything else. */
-  def parseLimit(text: String): Option[Long] = Option(text).flatMap(_.trim.toLongOption).filter(_ > 0)
+  def parseLimit(text: String): Option[Long] = Option(text).flatMap(t => scala.util.Try(t.trim.toLong).toOption).filter(_ > 0)
 
   /** The limits that confs set (looked up with `conf`), the defaults for those they do not set. */
   def fromConf(conf: String => Option[String]): DecodeLimits = {

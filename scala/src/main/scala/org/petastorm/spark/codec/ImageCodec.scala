@@ -138,7 +138,7 @@ object ImageCodec {
    */
   private def readParam(reader: ImageReader): ImageReadParam = {
     val param = reader.getDefaultReadParam
-    val types = reader.getImageTypes(0).asScala.toSeq
+    val types = reader.getImageTypes(0).asScala.toList
     def same(a: ImageTypeSpecifier, b: ImageTypeSpecifier) = a.getNumBands == b.getNumBands &&
       a.getSampleModel.getDataType == b.getSampleModel.getDataType &&
       a.getColorModel.getColorSpace.getType == b.getColorModel.getColorSpace.getType &&

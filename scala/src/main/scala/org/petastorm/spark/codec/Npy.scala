@@ -19,6 +19,14 @@ final case class NpyHeader(descr: String, fortranOrder: Boolean, shape: Seq[Int]
  * arithmetic and must fit a JVM array, their product a Long, and the array's size the [[DecodeLimits]].
  */
 object Npy {
+  /** Whether `a` and `b` both hold at least `n` bytes and agree on the first `n` (Java 8 has no ranged Arrays.equals). */
+  private[codec] def samePrefix(a: Array[Byte], b: Array[Byte], n: Int): Boolean = {
+    if (a.length < n || b.length < n) return false
+    var i = 0
+    while (i < n && a(i) == b(i)) i += 1
+    i == n
+  }
+
   private val Magic = Array[Byte](0x93.toByte, 'N', 'U', 'M', 'P', 'Y')
   private val HeaderPattern =
     """\{\s*'descr'\s*:\s*'([^']*)'\s*,\s*'fortran_order'\s*:\s*(True|False)\s*,\s*'shape'\s*:\s*\(([^)]*)\)\s*,?\s*\}\s*""".r
@@ -132,7 +140,7 @@ object Npy {
   /** [[decodeStrings]] with the header already parsed, under `limits`. */
   def decodeStrings(bytes: Array[Byte], h: NpyHeader, limits: DecodeLimits): (Seq[Int], Array[Any]) = {
     val kind = h.descr.drop(1).headOption.getOrElse(' ')
-    val width = h.descr.drop(2).toIntOption.getOrElse(0)
+    val width = scala.util.Try(h.descr.drop(2).toInt).getOrElse(0)
     if (!(kind == 'U' || kind == 'S') || width < 1) {
       throw new IllegalArgumentException(s"NPY data of descr '${h.descr}' is not a string or bytes array")
     }
@@ -214,7 +222,7 @@ final class NpyHeaderCache {
 
   def header(bytes: Array[Byte]): NpyHeader = {
     val n = raw.length
-    if (n > 0 && bytes.length >= n && java.util.Arrays.equals(bytes, 0, n, raw, 0, n)) parsed
+    if (n > 0 && bytes.length >= n && Npy.samePrefix(bytes, raw, n)) parsed
     else {
       val h = Npy.header(bytes)
       raw = java.util.Arrays.copyOfRange(bytes, 0, h.dataOffset)
@@ -256,7 +264,7 @@ object Npz {
         s"starting ${Npy.hex(bytes)})")
     }
     // The last entry of the name, as Python's zipfile finds it.
-    val arr = members.findLast(_.name == Member).getOrElse(throw new IllegalArgumentException(
+    val arr = members.reverseIterator.find(_.name == Member).getOrElse(throw new IllegalArgumentException(
       s"compressed ndarray member is ${members.map(m => s"'${m.name}'").mkString(", ")}, expected '$Member'"))
     limits.checkZipMember(arr.name, arr.size)
     ZipArchive.read(bytes, arr)

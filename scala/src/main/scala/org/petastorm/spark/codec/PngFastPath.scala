@@ -25,7 +25,7 @@ private object PngFastPath {
     (b(at) & 0xff) << 24 | (b(at + 1) & 0xff) << 16 | (b(at + 2) & 0xff) << 8 | (b(at + 3) & 0xff)
 
   private def parse(bytes: Array[Byte], limits: DecodeLimits): Option[Pixels] = {
-    if (bytes.length < 33 || !java.util.Arrays.equals(bytes, 0, 8, Signature, 0, 8)) return None
+    if (bytes.length < 33 || !Npy.samePrefix(bytes, Signature, 8)) return None
     if (int(bytes, 12) != 0x49484452) return None // IHDR first
     val width = int(bytes, 16)
     val height = int(bytes, 20)

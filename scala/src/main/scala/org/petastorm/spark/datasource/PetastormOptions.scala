@@ -101,7 +101,7 @@ final case class PetastormReadOptions(path: Option[String], decode: Boolean, sch
     case None => schema
     case Some(spec) =>
       val patterns = spec.split(",").map(_.trim).filter(_.nonEmpty).map(_.r)
-      val kept = schema.fields.filter(f => patterns.exists(_.matches(f.name)))
+      val kept = schema.fields.filter(f => patterns.exists(_.pattern.matcher(f.name).matches()))
       if (kept.isEmpty) {
         throw new IllegalArgumentException(s"schemaFields '$spec' matches none of ${schema.fieldNames.mkString(", ")}")
       }

@@ -27,6 +27,11 @@ class PetastormOutputCommitter(output: Path, context: TaskAttemptContext)
   override def setupJob(jobContext: JobContext): Unit = {
     AppendCheck.atJobStart(jobContext.getConfiguration, output)
     super.setupJob(jobContext)
+    // The marker's name reaches the tasks through the job's configuration (serialized with the tasks, after this).
+    // It is Spark's write job UUID where Spark has set it by now; Spark 4.2.0 sets that only after setupJob.
+    val conf = jobContext.getConfiguration
+    conf.set(PetastormOutputCommitter.MarkerId,
+      Option(conf.get(PetastormOutputCommitter.WriteJobId)).getOrElse(java.util.UUID.randomUUID().toString))
     jobMarker(jobContext).foreach(marker => fs(jobContext).create(marker, true).close())
   }
 
@@ -97,7 +102,7 @@ class PetastormOutputCommitter(output: Path, context: TaskAttemptContext)
 
   /** Where the job marks itself alive: among the task attempt folders, which job commit neither lists nor moves. */
   private def jobMarker(jobContext: JobContext): Option[Path] =
-    Option(jobContext.getConfiguration.get(PetastormOutputCommitter.WriteJobId))
+    Option(jobContext.getConfiguration.get(PetastormOutputCommitter.MarkerId))
       .map(id => new Path(pending(jobContext), PetastormOutputCommitter.MarkerPrefix + id))
 
   private def jobEnded(jobContext: JobContext): Boolean = jobMarker(jobContext).exists(m => !fs(jobContext).exists(m))
@@ -128,5 +133,7 @@ object PetastormOutputCommitter {
   val CreatedTarget = "petastorm.write.created_target"
   /** The write job's id, set by Spark in the configuration of the job and of its tasks. */
   private val WriteJobId = "spark.sql.sources.writeJobUUID"
+  /** The name of the job's marker, set by the driver at job setup. */
+  private val MarkerId = "petastorm.write.job_marker"
   private val MarkerPrefix = "_petastorm-job-"
 }

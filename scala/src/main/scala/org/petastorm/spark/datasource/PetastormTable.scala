@@ -45,7 +45,11 @@ case class PetastormTable(name: String, sparkSession: SparkSession, options: Cas
   }
 
   override def newScanBuilder(options: CaseInsensitiveStringMap): ScanBuilder =
-    new PetastormScanBuilder(sparkSession, fileIndex, schema, dataSchema, mergedOptions(options), readPlan)
+    new PetastormScanBuilder(sparkSession, fileIndex, schema, dataSchema, scanOptions(options), readPlan)
+
+  /** The table's options overlaid with the scan's: Spark 4's FileTable.mergedOptions, which Spark 3.5 lacks. */
+  private def scanOptions(scan: CaseInsensitiveStringMap): CaseInsensitiveStringMap =
+    new CaseInsensitiveStringMap((options.asCaseSensitiveMap.asScala ++ scan.asCaseSensitiveMap.asScala).asJava)
 
   override def newWriteBuilder(info: LogicalWriteInfo): WriteBuilder =
     throw new UnsupportedOperationException(

@@ -6,12 +6,11 @@ import scala.jdk.CollectionConverters._
 
 import org.apache.hadoop.conf.Configuration
 import org.apache.hadoop.fs.{FileStatus, Path}
-import org.apache.parquet.column.ParquetProperties
-import org.apache.parquet.hadoop.{ParquetFileWriter, ParquetWriter}
 import org.apache.parquet.hadoop.util.HadoopOutputFile
 import org.apache.parquet.schema.MessageType
 import org.json4s._
 import org.json4s.jackson.JsonMethods.{compact, parse, render}
+import org.petastorm.spark.shims.ParquetShims
 
 /**
  * The dataset-level metadata in `_common_metadata` (a footer-only Parquet file), as docs/format.md describes:
@@ -72,9 +71,7 @@ object DatasetMetadata {
     val staging = new Path(root, s".$CommonMetadataFile.${java.util.UUID.randomUUID()}.tmp")
     val fs = root.getFileSystem(conf)
     try {
-      val writer = new ParquetFileWriter(HadoopOutputFile.fromPath(staging, conf), schema,
-        ParquetFileWriter.Mode.OVERWRITE, ParquetWriter.DEFAULT_BLOCK_SIZE.toLong, 0, null,
-        ParquetProperties.builder().build())
+      val writer = ParquetShims.footerWriter(HadoopOutputFile.fromPath(staging, conf), schema)
       writer.start()
       writer.end(keyValues.asJava)
       if (fs.exists(target)) fs.delete(target, false)

@@ -6,8 +6,9 @@ import java.nio.charset.StandardCharsets.{ISO_8859_1, UTF_8}
 import java.util.{Arrays, Collections, IdentityHashMap}
 
 import scala.annotation.tailrec
-import scala.collection.immutable.ArraySeq
 import scala.collection.mutable
+
+import org.petastorm.spark.compat.ArraySeq
 
 /**
  * Reads a pickle (protocols 0 to 5) as data: its opcodes build a tree of [[PickleValue]]s; nothing it names is
@@ -149,19 +150,19 @@ private[format] object PickleReader {
       case Op.ShortBinBytes => push(PyBytes(ArraySeq.unsafeWrapArray(take(length(1)))))
       case Op.BinBytes8 | Op.ByteArray8 => push(PyBytes(ArraySeq.unsafeWrapArray(take(length(8)))))
       case Op.EmptyList => push(new ListNode(mutable.ArrayBuffer.empty))
-      case Op.List => push(new ListNode(mutable.ArrayBuffer.from(popMark())))
+      case Op.List => push(new ListNode(mutable.ArrayBuffer(popMark(): _*)))
       case Op.Append => append(popItems(1))
       case Op.Appends => append(popMark())
       case Op.EmptyTuple => push(new TupleNode(Vector.empty))
       case Op.Tuple => push(new TupleNode(popMark()))
       case Op.Tuple1 | Op.Tuple2 | Op.Tuple3 => push(new TupleNode(popItems(opcode - Op.Tuple1 + 1)))
       case Op.EmptyDict => push(new DictNode(mutable.ArrayBuffer.empty))
-      case Op.Dict => push(new DictNode(mutable.ArrayBuffer.from(pairs(popMark()))))
+      case Op.Dict => push(new DictNode(mutable.ArrayBuffer(pairs(popMark()): _*)))
       case Op.SetItem => setItems(popItems(2))
       case Op.SetItems => setItems(popMark())
       case Op.EmptySet => push(new SetNode(mutable.ArrayBuffer.empty, frozen = false))
       case Op.AddItems => addItems(popMark())
-      case Op.FrozenSet => push(new SetNode(mutable.ArrayBuffer.from(popMark().map(key)), frozen = true))
+      case Op.FrozenSet => push(new SetNode(mutable.ArrayBuffer(popMark().map(key): _*), frozen = true))
       case Op.Global => push(global(utf8(line()), utf8(line())))
       case Op.StackGlobal => push(stackGlobal(popItems(2)))
       case Op.Reduce | Op.NewObj => push(call(kwargs = None))
@@ -253,7 +254,7 @@ private[format] object PickleReader {
       if (stack.size - base < count) throw error("stack underflow")
       val start = stack.size - count
       val items = Vector.tabulate(count)(i => stack(start + i))
-      stack.dropRightInPlace(count)
+      stack.remove(start, count)
       items
     }
 

@@ -1,6 +1,6 @@
 package org.petastorm.spark.format
 
-import scala.collection.immutable.ArraySeq
+import org.petastorm.spark.compat.ArraySeq
 
 /** A value read from a pickle, as plain data: a class or function the pickle names is only a [[PickleValue.Global]]. */
 sealed trait PickleValue {

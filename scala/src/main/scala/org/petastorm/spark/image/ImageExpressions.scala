@@ -77,7 +77,12 @@ case class LoadImage(
       case local: LocalFileSystem => java.nio.file.Files.newInputStream(local.pathToFile(file).toPath)
       case other => other.open(file)
     }
-    try in.readNBytes(length.toInt) finally in.close()
+    // InputStream.readNBytes(length), which Java 8 lacks: up to `length` bytes, fewer where the file ends first.
+    try {
+      val bytes = new Array[Byte](length.toInt)
+      val read = org.apache.commons.io.IOUtils.read(in, bytes)
+      if (read == bytes.length) bytes else java.util.Arrays.copyOf(bytes, read)
+    } finally in.close()
   }
 
   override def prettyName: String = "load_image"

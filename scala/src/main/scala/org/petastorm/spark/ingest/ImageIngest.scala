@@ -5,7 +5,7 @@ import java.util.Locale
 import org.apache.hadoop.fs.{FileAlreadyExistsException, Path}
 import org.apache.spark.sql.{DataFrame, SparkSession}
 import org.apache.spark.sql.expressions.Window
-import org.apache.spark.sql.functions.{call_function, col, concat, lit, row_number, trim}
+import org.apache.spark.sql.functions.{call_function, col, concat, expr, lit, row_number, trim}
 import org.apache.spark.sql.types.IntegerType
 import org.petastorm.spark.functions.load_image
 import org.petastorm.spark.image.ImageFailures
@@ -63,6 +63,9 @@ object ImageIngest {
    * column. Otherwise `label` keeps the text and `label_index` is its position (from 0) in the sorted distinct
    * labels, so the same set of labels always gets the same indexes.
    */
+  /** try_cast(column AS INT), as SQL: Column.try_cast is Spark 4 only. */
+  private def tryCastToInt(column: String) = expr(s"try_cast(`$column` AS INT)")
+
   def readLabels(spark: SparkSession, labelsCsv: String): DataFrame = {
     val raw = spark.read.option("header", "false").csv(labelsCsv)
     if (raw.columns.length < 2) {
@@ -71,9 +74,9 @@ object ImageIngest {
     val named = raw.select(trim(col(raw.columns(0))).as("filename"), trim(col(raw.columns(1))).as("label"))
       .where(!(col("filename") === "filename" && col("label") === "label"))
     // No cast that can throw (ANSI mode): a label is an integer when it is digits and try_cast takes it.
-    val isInteger = col("label").rlike("^[+-]?[0-9]+$") && col("label").try_cast(IntegerType).isNotNull
+    val isInteger = col("label").rlike("^[+-]?[0-9]+$") && tryCastToInt("label").isNotNull
     if (named.where(col("label").isNotNull && !isInteger).isEmpty) {
-      named.withColumn("label", col("label").try_cast(IntegerType))
+      named.withColumn("label", tryCastToInt("label"))
     } else {
       // Computed by Spark (a window over the distinct labels), not collected to the driver: labels may be many.
       val indexes = named.where(col("label").isNotNull).select("label").distinct()

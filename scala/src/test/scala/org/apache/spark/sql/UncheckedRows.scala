@@ -9,5 +9,5 @@ import org.apache.spark.sql.types.StructType
  */
 object UncheckedRows {
   def frame(spark: SparkSession, rows: Seq[InternalRow], schema: StructType): DataFrame =
-    spark.asInstanceOf[classic.SparkSession].internalCreateDataFrame(spark.sparkContext.parallelize(rows, 2), schema)
+    SparkTestShims.internalCreateDataFrame(spark, spark.sparkContext.parallelize(rows, 2), schema)
 }

@@ -3,9 +3,9 @@ package org.petastorm.spark.format
 import java.nio.charset.StandardCharsets.ISO_8859_1
 import java.util.Base64
 
-import scala.collection.immutable.ArraySeq
 import scala.util.Random
 
+import org.petastorm.spark.compat.ArraySeq
 import org.scalatest.funsuite.AnyFunSuite
 
 /** PickleReader: a pickle's opcodes read as data, within limits, and every bad pickle refused. */
@@ -23,7 +23,7 @@ class PickleReaderSuite extends AnyFunSuite {
   private def tuple(items: PickleValue*): PyTuple = PyTuple(items.toVector)
   private def dict(entries: (String, PickleValue)*): PyDict =
     PyDict(entries.map { case (k, v) => PyStr(k) -> v }.toVector)
-  private def bytes(values: Int*): PyBytes = PyBytes(ArraySeq.from(values.map(_.toByte)))
+  private def bytes(values: Int*): PyBytes = PyBytes(ArraySeq(values.map(_.toByte): _*))
 
   /**
    * `pickle.dumps(v, protocol)` by Python 3.11, for v = {'s': 'é\n\\u\U0001F600', 'i': [0, 255, 256, 65535, 65536,
@@ -103,7 +103,7 @@ class PickleReaderSuite extends AnyFunSuite {
     assert(read("S'a\\'b\\n\\x41\\101\\q\\\\'\n.") == PyStr("a'b\nAA\\q\\"))
     assert(read("S\"x\"\n.") == PyStr("x"))
     assert(read("T" + le(3, 4) + "abc.") == PyStr("abc") && read("U\u0003\u00e9bc.") == PyStr("ébc"))
-    // raw-unicode-escape: \u and \U after an odd number of backslashes; other bytes are Latin-1
+    // raw-unicode-escape: backslash-u and backslash-U after an odd number of backslashes; other bytes are Latin-1
     assert(read("Va\\u00e9\\U0001f600\\\\u0041\u00e9\n.") == PyStr("aé\uD83D\uDE00\\\\u0041é"))
     assert(read("X" + le(2, 4) + "\u00c3\u00a9.") == PyStr("é"))
     assert(read("\u008c\u0002\u00c3\u00a9.") == PyStr("é"))
