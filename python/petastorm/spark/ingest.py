@@ -47,11 +47,12 @@ def read_labels(spark: SparkSession, labels_csv: str) -> DataFrame:
         raise ValueError(f"{labels_csv}: expected two columns, filename,label; got {len(raw.columns)}")
     named = (raw.select(F.trim(raw.columns[0]).alias("filename"), F.trim(raw.columns[1]).alias("label"))
              .where(~((F.col("filename") == "filename") & (F.col("label") == "label"))))
-    # No cast that can throw (ANSI mode): a label is an integer when it is digits and try_cast takes it.
-    label = F.col("label")
-    is_integer = label.rlike("^[+-]?[0-9]+$") & label.try_cast("int").isNotNull()
+    # No cast that can throw (ANSI mode): a label is an integer when it is digits and try_cast takes it (the SQL
+    # form: pyspark 3.5's Column has no try_cast).
+    label, as_int = F.col("label"), F.expr("try_cast(label AS INT)")
+    is_integer = label.rlike("^[+-]?[0-9]+$") & as_int.isNotNull()
     if named.where(label.isNotNull() & ~is_integer).isEmpty():
-        return named.withColumn("label", label.try_cast("int"))
+        return named.withColumn("label", as_int)
     # Computed by Spark (a window over the distinct labels), not collected to the driver: labels may be many.
     indexes = (named.where(label.isNotNull()).select("label").distinct()
                .withColumn("label_index", (F.row_number().over(Window.orderBy("label")) - 1).cast("int")))
