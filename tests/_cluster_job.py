@@ -1,7 +1,8 @@
 """The application tests/test_cluster.py submits to a standalone cluster: writes a dataset with tensor and image columns
-through `format("petastorm")`, reads it back, and prints what it read as one `RESULT <json>` line.
+through `format("petastorm")`, reads it back, and writes what it read as JSON to RESULT_PATH (a file, not stdout,
+where the JVM's log lines could interleave with it).
 
-    spark-submit ... tests/_cluster_job.py IMAGES_DIR DATASET_URL
+    spark-submit ... tests/_cluster_job.py IMAGES_DIR DATASET_URL RESULT_PATH
 
 Row `i` holds `vec` (float32 (2, 3) from array_to_tensor), `photo` (`load_image` of IMAGES_DIR/img-<i>.png, which the
 test wrote with Pillow) and `drawn` (a uint8 tensor through encode_image and decode_image), all a function of `i`
@@ -27,7 +28,7 @@ def _plain(value):
     return {"dtype": str(value.dtype), "shape": list(value.shape), "data": np.asarray(value).ravel().tolist()}
 
 
-def main(images_dir, url):
+def main(images_dir, url, result_path):
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.appName("petastorm-cluster-test").getOrCreate()
@@ -46,9 +47,10 @@ def main(images_dir, url):
     result = {"master": sc.master, "executors": len(sc._jsc.sc().statusTracker().getExecutorInfos()) - 1,
               "jars": sc.getConf().get("spark.jars", ""), "rows": rows,
               "metadata": {f.name: f.metadata.get("petastorm") for f in back.schema.fields}}
-    print("RESULT " + json.dumps(result), flush=True)
+    with open(result_path, "w") as out:
+        json.dump(result, out)
     spark.stop()
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:4])

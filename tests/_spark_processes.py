@@ -136,6 +136,15 @@ class LoggedProcess:
                                          + "".join(self._tail))
                 self._changed.wait(left)
 
+    def wait_for_exit(self, timeout):
+        """Waits for the process to end; raises with the end of its log when it runs past `timeout` seconds."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.command[0]} still running after {timeout} s; the end of its log "
+                                 f"({self.log_path}):\n{self.tail()}") from None
+        self._drain.join(30)
+
     def stop(self, timeout=60):
         """SIGTERM to the process group; SIGKILL to what is left of it once the leader has ended or after `timeout`
         seconds (a worker's executors are in its group)."""

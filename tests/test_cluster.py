@@ -70,8 +70,8 @@ def _images(folder):
 
 
 def _submit(cluster, tmp_path, jar_args):
-    """Runs tests/_cluster_job.py on the cluster (client mode) and returns its RESULT and the dataset's folder."""
-    images, dataset = tmp_path / "images", tmp_path / "dataset"
+    """Runs tests/_cluster_job.py on the cluster (client mode) and returns its result and the dataset's folder."""
+    images, dataset, result = tmp_path / "images", tmp_path / "dataset", tmp_path / "result.json"
     _images(images)
     command = [str(pyspark_home() / "bin" / "spark-submit"), "--master", cluster.url, "--deploy-mode", "client",
                *jar_args,
@@ -82,14 +82,14 @@ def _submit(cluster, tmp_path, jar_args):
                "--conf", "spark.executor.memory=512m",
                "--conf", "spark.cores.max=1",
                "--driver-memory", "512m",
-               str(Path(__file__).with_name("_cluster_job.py")), str(images), dataset.as_uri()]
+               str(Path(__file__).with_name("_cluster_job.py")), str(images), dataset.as_uri(), str(result)]
     job = LoggedProcess(command, tmp_path / "job.log", cluster.env)
     try:
-        line = job.wait_for(r"^RESULT (.*)$", JOB_TIMEOUT_S)
-        assert job.proc.wait(60) == 0, job.tail()
+        job.wait_for_exit(JOB_TIMEOUT_S)
     finally:
         job.stop()
-    return json.loads(line.group(1)), dataset
+    assert job.proc.returncode == 0, job.tail()
+    return json.loads(result.read_text()), dataset
 
 
 def _array(tensor):
