@@ -1,5 +1,6 @@
 """The jar inside the wheel, and the jar resolved by `spark-submit --packages` from a Maven repository."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,16 @@ def test_jar_path_picks_the_jar_of_the_installed_pyspark_line(tmp_path, monkeypa
     monkeypatch.setattr(session, "_pyspark_line", lambda: ("4.1.0", "4.1", "2.13"))
     with pytest.raises(RuntimeError, match=r"pyspark 4\.1\.0 .*Spark 3\.5 \(Scala 2\.12\), 3\.5 \(Scala 2\.13\), "
                                            r"4\.0 \(Scala 2\.13\)"):
+        jar_path()
+
+
+def test_jar_path_refuses_a_jar_of_another_version(tmp_path, monkeypatch):
+    (tmp_path / "petastorm-spark-3.5_2.12-0.13.9.jar").touch()
+    (tmp_path / f"petastorm-spark-4.0_2.13-{petastorm.__version__}.jar").touch()
+    monkeypatch.setattr(session, "_JARS_DIR", tmp_path)
+    monkeypatch.setattr(session, "_pyspark_line", lambda: ("3.5.5", "3.5", "2.12"))
+    with pytest.raises(RuntimeError, match=rf"needs petastorm-spark-3\.5_2\.12-{re.escape(petastorm.__version__)}"
+                                           rf"\.jar .* has only petastorm-spark-3\.5_2\.12-0\.13\.9\.jar"):
         jar_path()
 
 

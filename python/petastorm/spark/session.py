@@ -45,10 +45,15 @@ def jar_path() -> str:
         )
     version, line, scala = _pyspark_line()
     prefix = f"petastorm-spark-{line}_{scala}-"
-    matching = [j for j in jars if j.name.startswith(prefix)]
-    exact = [j for j in matching if j.name == f"{prefix}{petastorm.__version__}.jar"]
-    if exact or matching:
-        return str((exact or matching)[-1])
+    wanted = f"{prefix}{petastorm.__version__}.jar"
+    if any(j.name == wanted for j in jars):
+        return str(_JARS_DIR / wanted)
+    others = [j.name for j in jars if j.name.startswith(prefix)]
+    if others:  # a jar left by a build of another version: its classes need not match this package's Python side
+        raise RuntimeError(
+            f"petastorm {petastorm.__version__} needs {wanted} in {_JARS_DIR}, which has only {', '.join(others)} for "
+            f"that Spark line (a build of another version): in a source checkout run `make jar`; otherwise "
+            f"reinstall the petastorm wheel")
     built = sorted({j.name[len("petastorm-spark-"):].rsplit("-", 1)[0].replace("_", " (Scala ") + ")" for j in jars})
     raise RuntimeError(
         f"petastorm has no Spark jar for pyspark {version} (Spark {line}, Scala {scala}) in {_JARS_DIR}; it has jars "
