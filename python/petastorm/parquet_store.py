@@ -27,6 +27,30 @@ class RowGroupPiece:
     partition_keys: tuple[tuple[str, str], ...] = ()
 
 
+#: Row groups a data file may have when its pieces are addressed by :class:`FilePieces` (2**20).
+MAX_ROW_GROUPS_PER_FILE = 1 << 20
+
+
+class FilePieces:
+    """The row groups of a list of data files, addressed without reading a footer: the piece of row group ``r`` of
+    file ``f`` (a position in ``files``) has the index ``f * MAX_ROW_GROUPS_PER_FILE + r``. A reader over plain
+    Parquet (no row-group listing in the metadata) uses these indexes so that it reads each footer only when it
+    reaches the file."""
+
+    def __init__(self, files: Sequence[str]):
+        self.files = list(files)
+
+    @staticmethod
+    def index(file_index: int, row_group: int) -> int:
+        """The piece index of row group ``row_group`` of file ``file_index``."""
+        return file_index * MAX_ROW_GROUPS_PER_FILE + row_group
+
+    def __getitem__(self, index: int) -> RowGroupPiece:
+        file_index, row_group = divmod(index, MAX_ROW_GROUPS_PER_FILE)
+        path = self.files[file_index]
+        return RowGroupPiece(path, row_group, partition_keys_of(path))
+
+
 def is_data_file(relative_path: str) -> bool:
     """Whether a path under the dataset root holds data (no component starts with ``_`` or ``.``)."""
     return not any(part.startswith(("_", ".")) for part in relative_path.split("/"))
@@ -116,13 +140,14 @@ class ParquetStore:
         prefix = self.root.strip("/") + "/" if self.root.strip("/") else ""
         files = []
         for info in self.filesystem.get_file_info(selector):
-            if info.type == pafs.FileType.Directory:
+            is_file = info.is_file  # a bool; `type` builds an enum member per entry (a third of the listing's time)
+            if not is_file and info.type == pafs.FileType.Directory:
                 continue
             path = info.path.lstrip("/")
             relative = path[len(prefix):] if path.startswith(prefix) else posixpath.relpath(path, prefix or ".")
             if not is_data_file(relative):
                 continue
-            if info.type != pafs.FileType.File:  # a FIFO, socket or device: opening it could block for ever
+            if not is_file:  # a FIFO, socket or device: opening it could block for ever
                 raise OSError(f"{self.full_path(relative)} is not a regular file (a named pipe, socket or device?); "
                               f"only regular files are read as data files: remove it from the dataset folder")
             files.append(relative)

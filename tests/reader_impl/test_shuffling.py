@@ -2,17 +2,19 @@
 import numpy as np
 import pytest
 
-from petastorm.reader_impl.shuffling import (PURPOSES, ROW_GROUPS, ROWS, UNITS, legacy_shard_permutation, order_rng,
-                                             permutation)
+from petastorm.reader_impl.shuffling import (FILE_ROW_GROUPS, FILES, PURPOSES, ROW_GROUPS, ROWS, UNITS,
+                                             legacy_shard_permutation, order_rng, permutation)
 
 # One valid key tuple per purpose.
-KEYS = {ROW_GROUPS: (), ROWS: (3, 1, 10), UNITS: (4,)}
+KEYS = {ROW_GROUPS: (), ROWS: (3, 1, 10), UNITS: (4,), FILES: (), FILE_ROW_GROUPS: (6,)}
 
 
 @pytest.mark.parametrize("purpose,keys,sequence", [
     (ROW_GROUPS, (), [12, 2]),
     (ROWS, (3, 1, 10), [12, 2, 3, 1, 10, 7]),
     (UNITS, (4,), [12, 2, 4, 11]),
+    (FILES, (), [12, 2, 13]),
+    (FILE_ROW_GROUPS, (6,), [12, 2, 6, 17]),
 ])
 def test_each_purpose_keeps_the_seed_sequence_of_earlier_versions(purpose, keys, sequence):
     # Saved iteration states and pinned orders rely on these sequences staying as they are.

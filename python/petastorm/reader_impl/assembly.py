@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from petastorm.parquet_store import ParquetStore
+from petastorm.parquet_store import FilePieces, ParquetStore
 from petastorm.reader_impl.filtering import plan_filters
 from petastorm.reader_impl.loaders import ItemLoader
 from petastorm.reader_impl.options import ReaderOptions
-from petastorm.reader_impl.planning import plan_reads
+from petastorm.reader_impl.planning import ReadPlan, plan_file_reads, plan_reads, plans_by_file
 from petastorm.reader_impl.pools import cpu_count, make_pool
 from petastorm.reader_impl.row_group_io import ParquetFileCache
-from petastorm.etl.dataset_metadata import load_row_groups
+from petastorm.etl.dataset_metadata import footer_row_groups, listed_row_groups
 from petastorm.transform import transform_schema
 from petastorm.unischema import Unischema
 
@@ -58,16 +58,8 @@ def assemble(reader: Any, dataset_url: Any, store: ParquetStore, stored_schema: 
     read_schema = _read_schema(store, stored_schema, options)
     transform_spec = options.transform_spec
     output_schema = transform_schema(read_schema, transform_spec) if transform_spec else read_schema
-    pieces = load_row_groups(store)
     files = ParquetFileCache()
-    filters = options.filters
-    filter_plan = plan_filters(store, pieces, filters, list(stored_schema.fields)) if filters else None
-    plan = plan_reads(
-        store, pieces, stored_schema, options.predicate, options.rowgroup_selector, options.cur_shard,
-        options.shard_count, options.shuffle_row_groups, options.shuffle_row_drop_partitions, options.num_epochs,
-        options.seed, options.shard_seed, options.shard_mode, options.shard_remainder, options.shuffle_buffer_size,
-        filter_plan.allowed_indexes if filter_plan is not None else None,
-        lambda index: files.footer(store, pieces[index].path).row_group(pieces[index].row_group).num_rows)
+    pieces, plan, filter_plan = _plan(store, stored_schema, options, files)
     cache, cache_args_used, cache_cleanup = _make_cache(options)
     kind = options.reader_pool_type
     pool = make_pool(kind, _thread_count(kind, options.workers_count, store), options.worker_timeout)
@@ -80,6 +72,28 @@ def assemble(reader: Any, dataset_url: Any, store: ParquetStore, stored_schema: 
     if options.resume_from is not None:
         reader.load_state_dict(options.resume_from)
     return reader
+
+
+def _plan(store: ParquetStore, stored_schema: Unischema, options: ReaderOptions,
+          files: ParquetFileCache) -> tuple[Any, ReadPlan, Any]:
+    """The pieces (a list, or :class:`FilePieces` for a plan over files), the plan and the ``filters`` plan."""
+    pieces = listed_row_groups(store)
+    if pieces is None and plans_by_file(options.rowgroup_selector, options.cur_shard, options.shard_count,
+                                        options.shuffle_buffer_size, options.filters):
+        pieces = FilePieces(store.data_files)
+        return pieces, plan_file_reads(store, pieces, stored_schema, options.predicate, options.shuffle_row_groups,
+                                       options.shuffle_row_drop_partitions, options.num_epochs, options.seed), None
+    if pieces is None:
+        pieces = footer_row_groups(store)
+    filters = options.filters
+    filter_plan = plan_filters(store, pieces, filters, list(stored_schema.fields)) if filters else None
+    plan = plan_reads(
+        store, pieces, stored_schema, options.predicate, options.rowgroup_selector, options.cur_shard,
+        options.shard_count, options.shuffle_row_groups, options.shuffle_row_drop_partitions, options.num_epochs,
+        options.seed, options.shard_seed, options.shard_mode, options.shard_remainder, options.shuffle_buffer_size,
+        filter_plan.allowed_indexes if filter_plan is not None else None,
+        lambda index: files.footer(store, pieces[index].path).row_group(pieces[index].row_group).num_rows)
+    return pieces, plan, filter_plan
 
 
 def shares_decoding(pool: Any) -> bool:

@@ -12,7 +12,7 @@ import collections
 import dataclasses
 import threading
 import weakref
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 
 from petastorm.ngram import NGram
@@ -24,6 +24,14 @@ from petastorm.unischema import Unischema
 __all__ = ["ReaderCore", "STATE_VERSION"]
 
 STATE_VERSION = 1
+
+
+def _unit_at(units: Sequence[list[WorkItem]], index: int) -> list[WorkItem] | None:
+    """Unit ``index`` of an epoch, or None past its end (a plan over files learns its length only at the end)."""
+    try:
+        return units[index]
+    except IndexError:
+        return None
 
 
 def _stop_pool(pool: Any, loader: Any) -> None:
@@ -46,6 +54,10 @@ class ReaderCore(OutputAssembly):
         self._loader, self._pool, self._batched_output = loader, pool, batched_output
         self._cache, self._cache_cleanup = cache, cache_cleanup
         self._window = 1 if pool.kind == "dummy" else pool.workers_count + max(1, results_queue_size)
+        # Until the first result: one item per worker, so the first row waits for no more planning (a plan over
+        # files reads the footers of the files it schedules) than the workers can start on.
+        self._start_window = 1 if pool.kind == "dummy" else pool.workers_count
+        self._started = False
         self._row_type = schema._get_namedtuple()
         self._row_names = list(schema.fields)
         if ngram is not None:
@@ -181,7 +193,7 @@ class ReaderCore(OutputAssembly):
         ``cache_requests``, ``cache_hits``), what was emitted (``samples_emitted``, ``rows_emitted``), the
         position (``epoch``, ``unit``, ``rows_in_unit``) and the pool (``pool_type``, ``workers_count``,
         ``items_in_flight``, ``file_opens``, ``footer_reads``)."""
-        d = dict(self.plan.stats)
+        d = self.plan.diagnostics()
         for key in ("items_read", "rows_read", "rows_filtered_out", "rows_dropped_by_predicate", "cache_requests",
                     "cache_hits", "samples_emitted", "rows_emitted"):
             d[key] = int(self._counters.get(key, 0))
@@ -239,17 +251,20 @@ class ReaderCore(OutputAssembly):
         return self._end_epoch is not None and epoch >= self._end_epoch
 
     def _schedule_from(self, epoch: int, unit: int) -> Iterator[tuple[int, int, WorkItem]]:
-        if not self.plan.segments:
+        if self.plan.is_empty:
             return
         while not self._done(epoch):
             units = self._units(epoch)
-            for index in range(unit, len(units)):
-                for item in units[index]:
+            index = unit
+            while (items := _unit_at(units, index)) is not None:
+                for item in items:
                     yield epoch, index, item
+                index += 1
             epoch, unit = epoch + 1, 0
 
     def _fill(self, minimum: int) -> None:
-        while len(self._inflight) < max(self._window, minimum):
+        window = self._window if self._started else self._start_window
+        while len(self._inflight) < max(window, minimum):
             try:
                 epoch, unit, item = next(self._schedule)
             except StopIteration:
@@ -272,7 +287,9 @@ class ReaderCore(OutputAssembly):
             if isinstance(value, Exception):
                 raise value
             raise ReaderWorkerError(f"A reader worker failed on {self._loader.describe(item)}: {value!r}")
-        self._fill(0)
+        if self._started:
+            self._fill(0)
+        self._started = True
         stats = value.stats
         self._counters["items_read"] += 1
         for key in ("rows_read", "rows_filtered_out", "cache_requests", "cache_hits"):
@@ -287,14 +304,13 @@ class ReaderCore(OutputAssembly):
         self._pool.discard_pending()
         self._inflight.clear()
         self._ready.clear()
-        if not self.plan.segments:
+        if self.plan.is_empty:
             return
         while not self._done(self._epoch):
-            units = self._units(self._epoch)
-            if self._unit >= len(units):
+            unit = _unit_at(self._units(self._epoch), self._unit)
+            if unit is None:
                 self._epoch, self._unit, self._rows_in_unit = self._epoch + 1, 0, 0
                 continue
-            unit = units[self._unit]
             results = [self._next_result(len(unit)) for _ in unit]
             skip = self._rows_in_unit
             if as_columns:

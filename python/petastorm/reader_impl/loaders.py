@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from petastorm.decode_limits import DecodeLimits, using_decode_limits
 from petastorm.errors import DecodeFieldError
-from petastorm.parquet_store import ParquetStore, RowGroupPiece
+from petastorm.parquet_store import FilePieces, ParquetStore, RowGroupPiece
 from petastorm.predicates import PredicateBase
 from petastorm.reader_impl.filtering import FilterPlan, filter_mask_indices
 from petastorm.reader_impl.planning import WorkItem
@@ -81,14 +81,14 @@ def annotate(exc: BaseException, context: str) -> BaseException:
 class ItemLoader:
     """Reads and decodes work items; picklable (with cloudpickle) so process workers can run it."""
 
-    def __init__(self, store: ParquetStore, pieces: Sequence[RowGroupPiece], stored_schema: Unischema,
+    def __init__(self, store: ParquetStore, pieces: Sequence[RowGroupPiece] | FilePieces, stored_schema: Unischema,
                  read_schema: Unischema, output_schema: Unischema, batched: bool,
                  transform_spec: TransformSpec | None, predicate: PredicateBase | None,
                  filter_plan: FilterPlan | None, shuffle_rows: bool, ngram: Any = None,
                  cache_args: tuple | None = None, dataset_key: Any = None, files: ParquetFileCache | None = None,
                  parallel_decode: bool = True, decode_limits: DecodeLimits = DecodeLimits()):
         self._store = store
-        self._pieces = list(pieces)
+        self._pieces = pieces if isinstance(pieces, FilePieces) else list(pieces)
         self._read_schema = read_schema
         self._output_schema = output_schema
         self._batched = batched
@@ -210,6 +210,8 @@ class ItemLoader:
         extra = {"kind": "batch" if self._batched else "rows", "start": item.start, "stop": item.stop,
                  "part": item.drop_partition, "parts": item.num_drop_partitions,
                  "filters": str(self._filter.expression) if self._filter is not None else None}
+        if isinstance(self._pieces, FilePieces):  # piece indexes numbered by file (see FilePieces)
+            extra["numbering"] = "files"
         return cache_key(self._dataset_key, item.piece_index, self._columns, None, extra)
 
     def _predicate_frame(self, columns: dict) -> pd.DataFrame:

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ROW_GROUPS", "ROWS", "UNITS", "PURPOSES", "order_rng", "permutation", "legacy_shard_permutation"]
+__all__ = ["ROW_GROUPS", "FILES", "FILE_ROW_GROUPS", "ROWS", "UNITS", "PURPOSES", "order_rng", "permutation", "legacy_shard_permutation"]
 
 #: The work items of an epoch (row groups, or their drop partitions / row ranges); no keys.
 ROW_GROUPS = "row-groups"
+#: The data files of an epoch, when row groups are counted from footers on demand (plain Parquet); no keys.
+FILES = "files"
+#: The work items of one data file in that case; key: the file's position in the sorted file list.
+FILE_ROW_GROUPS = "file-row-groups"
 #: The rows (or n-gram starts) of one work item; keys: ``piece_index, drop_partition, start``.
 ROWS = "rows"
 #: The rows of one unit of the shuffle buffer (several work items read together); key: the unit's position.
@@ -25,6 +29,8 @@ _LAYOUTS: dict[str, tuple[int, tuple[int, ...]]] = {
     ROW_GROUPS: (0, ()),
     ROWS: (3, (7,)),
     UNITS: (1, (11,)),
+    FILES: (0, (13,)),
+    FILE_ROW_GROUPS: (1, (17,)),
 }
 PURPOSES = tuple(_LAYOUTS)
 
