@@ -207,36 +207,25 @@ def test_failed_job_on_a_new_path_leaves_nothing(driver, s3, mode):
     assert _objects(s3, key) == {}
 
 
-def test_failed_overwrite_keeps_the_old_dataset(driver, s3):
-    driver.call("write", url=_url("failed-overwrite"), start=0, stop=6)
-    before = _objects(s3, "failed-overwrite")
-    with pytest.raises(DriverError) as failure:
-        driver.call("write", url=_url("failed-overwrite"), start=30, stop=40, mode="overwrite", fail_at=35)
-    _assert_task_failure(failure, "injected task failure at id 35")
-    assert _objects(s3, "failed-overwrite") == before
-    _assert_rows(driver.call("read", url=_url("failed-overwrite")), range(6))
-    assert _python_ids(f"s3://{BUCKET}/failed-overwrite", s3[1]) == list(range(6))
-
-
-def test_failed_append_leaves_exactly_the_old_rows(driver, s3):
-    driver.call("write", url=_url("failed-append"), start=0, stop=6)
-    before = _objects(s3, "failed-append")
-    # A null in the non-nullable `label` column, in one of two tasks.
-    with pytest.raises(DriverError) as failure:
-        driver.call("write", url=_url("failed-append"), start=6, stop=16, mode="append", null_at=12)
-    _assert_task_failure(failure, "Column 'label' holds a null")
-    assert _objects(s3, "failed-append") == before
-    # A task that throws.
-    with pytest.raises(DriverError) as failure:
-        driver.call("write", url=_url("failed-append"), start=6, stop=16, mode="append", fail_at=9)
-    _assert_task_failure(failure, "injected task failure at id 9")
-    assert _objects(s3, "failed-append") == before
-    _assert_rows(driver.call("read", url=_url("failed-append")), range(6))
-    assert _python_ids(f"s3://{BUCKET}/failed-append", s3[1]) == list(range(6))
-    # A valid append still works afterwards.
-    driver.call("write", url=_url("failed-append"), start=6, stop=10, mode="append")
-    _assert_rows(driver.call("read", url=_url("failed-append")), range(10))
-    assert _python_ids(f"s3://{BUCKET}/failed-append", s3[1]) == list(range(10))
+@pytest.mark.parametrize("mode,failure,reason", [
+    ("overwrite", {"fail_at": 35}, "injected task failure at id 35"),
+    ("append", {"null_at": 36}, "Column 'label' holds a null"),  # in the non-nullable column, in one of two tasks
+    ("append", {"fail_at": 33}, "injected task failure at id 33"),
+])
+def test_failed_job_leaves_exactly_the_old_dataset(driver, s3, mode, failure, reason):
+    key = f"failed-{mode}-{next(iter(failure))}"
+    driver.call("write", url=_url(key), start=0, stop=6)
+    before = _objects(s3, key)
+    with pytest.raises(DriverError) as failed:
+        driver.call("write", url=_url(key), start=30, stop=40, mode=mode, **failure)
+    _assert_task_failure(failed, reason)
+    assert _objects(s3, key) == before
+    _assert_rows(driver.call("read", url=_url(key)), range(6))
+    assert _python_ids(f"s3://{BUCKET}/{key}", s3[1]) == list(range(6))
+    if mode == "append":  # a valid append still works afterwards
+        driver.call("write", url=_url(key), start=6, stop=10, mode="append")
+        _assert_rows(driver.call("read", url=_url(key)), range(10))
+        assert _python_ids(f"s3://{BUCKET}/{key}", s3[1]) == list(range(10))
 
 
 def _images():
