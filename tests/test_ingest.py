@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
+from _images import write_labelled_pngs
 from pyspark.sql import SparkSession
 
 from petastorm import cli, make_reader
@@ -17,19 +17,7 @@ from petastorm.spark.ingest import ingest_images
 def image_folder(tmp_path_factory):
     """30 PNGs (10 of them 40x40, the rest 32x32), one corrupt file, and a labels CSV with a header line."""
     folder = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(5)
-    pixels = {}
-    lines = ["filename,label"]
-    for i in range(30):
-        side = 40 if i < 10 else 32
-        array = rng.integers(0, 255, (side, side, 3), dtype=np.uint8)
-        Image.fromarray(array).save(folder / f"img_{i}.png")
-        pixels[f"img_{i}.png"] = array
-        lines.append(f"img_{i}.png,{i % 10}")
-    (folder / "broken.png").write_bytes(b"not a png at all")
-    lines.append("broken.png,3")
-    (folder / "labels.csv").write_text("\n".join(lines) + "\n")
-    return folder, pixels
+    return folder, write_labelled_pngs(folder, [40] * 10 + [32] * 20, [i % 10 for i in range(30)], seed=5)
 
 
 def test_ingest_keeps_pixels_labels_and_counts_bad_images(spark, image_folder, tmp_path):

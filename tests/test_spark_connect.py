@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
+from _images import write_labelled_pngs
 from pyspark.sql.types import IntegerType
 
 from petastorm import make_batch_reader, make_reader
@@ -157,15 +157,7 @@ def test_materialize_dataset_sets_the_row_group_size_and_writes_the_schema(sessi
 def images(tmp_path_factory):
     """Six 8x8 PNGs with integer labels, one corrupt file, and the labels CSV (with a header line)."""
     folder = tmp_path_factory.mktemp("connect-images")
-    rng = np.random.default_rng(3)
-    pixels = {}
-    for i in range(6):
-        pixels[f"img_{i}.png"] = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
-        Image.fromarray(pixels[f"img_{i}.png"]).save(folder / f"img_{i}.png")
-    (folder / "broken.png").write_bytes(b"not a png")
-    lines = ["filename,label"] + [f"img_{i}.png,{i % 3}" for i in range(6)] + ["broken.png,1"]
-    (folder / "labels.csv").write_text("\n".join(lines) + "\n")
-    return folder, pixels
+    return folder, write_labelled_pngs(folder, [8] * 6, [i % 3 for i in range(6)], seed=3)
 
 
 def test_ingest_images_rows_failures_and_existing_output(session, images, tmp_path):
