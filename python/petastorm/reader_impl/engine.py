@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import threading
 import weakref
 from typing import Any, Iterator, Sequence
@@ -331,11 +332,10 @@ class ReaderCore(OutputAssembly):
                     self._counters["rows_emitted"] += rows
                     yield batch
             else:
-                outputs = self._unit_rows(results, self._epoch, self._unit)
-                for position in range(skip, len(outputs)):
+                for row in itertools.islice(self._unit_rows(results, self._epoch, self._unit), skip, None):
                     self._rows_in_unit += 1
                     self._counters["samples_emitted"] += 1
                     self._counters["rows_emitted"] += 1
-                    yield outputs[position]
+                    yield row
             self._unit += 1
             self._rows_in_unit = 0

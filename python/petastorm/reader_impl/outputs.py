@@ -17,17 +17,10 @@ class OutputAssembly:
     ``_row_type``, ``_row_names``, ``_batched_output`` and, for n-grams, ``_ngram_steps``)."""
 
     def _rows_of(self, result: ItemResult) -> list:
+        """The rows of a result that is not plain decoded columns: a transform's row tuples, or n-grams."""
         if result.rows is not None:
             return list(map(self._row_type._make, result.rows))
-        if result.ngram_starts is not None:
-            return self._ngrams_of(result)
-        if result.num_rows == 0:
-            return []
-        lists = [list(result.columns[name]) for name in self._row_names]
-        rows = list(map(self._row_type._make, zip(*lists)))
-        if result.order is not None:
-            rows = [rows[i] for i in result.order.tolist()]
-        return rows
+        return self._ngrams_of(result)
 
     def _ngrams_of(self, result: ItemResult) -> list:
         starts = result.ngram_starts.tolist()
@@ -49,11 +42,36 @@ class OutputAssembly:
     def _window_order(self, epoch: int, unit: int, count: int) -> np.ndarray:
         return permutation(count, self.plan.seed, epoch, UNITS, unit)
 
-    def _unit_rows(self, results: list, epoch: int, unit: int) -> list:
+    def _unit_rows(self, results: list, epoch: int, unit: int) -> Iterator:
+        """The rows of a unit in emission order, as an iterator: decoded columns become rows one at a time as the
+        consumer takes them (a unit never holds thousands of row tuples at once, which would push the interpreter
+        into full garbage collections of every object of the process); transform rows and n-grams come as built."""
+        if all(r.rows is None and r.ngram_starts is None for r in results):
+            return self._column_rows(results, epoch, unit)
         rows = [row for result in results for row in self._rows_of(result)]
         if len(results) > 1 or (self.plan.shuffle_buffer_size and len(rows) > 1):
             rows = [rows[i] for i in self._window_order(epoch, unit, len(rows)).tolist()]
-        return rows
+        return iter(rows)
+
+    def _column_rows(self, results: list, epoch: int, unit: int) -> Iterator:
+        parts = [r for r in results if r.num_rows]
+        if not parts:
+            return iter(())
+        columns: list[list] = [[] for _ in self._row_names]
+        orders, total = [], 0
+        for part in parts:
+            for column, name in zip(columns, self._row_names):
+                column.extend(part.columns[name])
+            orders.append(total + (part.order if part.order is not None else np.arange(part.num_rows)))
+            total += part.num_rows
+        window = len(results) > 1 or bool(self.plan.shuffle_buffer_size and total > 1)
+        if window or any(part.order is not None for part in parts):
+            positions = np.concatenate(orders)
+            if window:
+                positions = positions[self._window_order(epoch, unit, total)]
+            at = positions.tolist()
+            columns = [map(column.__getitem__, at) for column in columns]
+        return map(self._row_type._make, zip(*columns))
 
     def _result_columns(self, result: ItemResult) -> dict:
         """A row reader's work item output as columns, in the order its rows are emitted."""
