@@ -33,7 +33,8 @@ def plain(tmp_path_factory):
     return root
 
 
-SCHEMA = Unischema("S", [UnischemaField("id", np.int64, (), None, False), UnischemaField("p", np.int64, (), None, False)])
+SCHEMA = Unischema("S", [UnischemaField("id", np.int64, (), None, False),
+                         UnischemaField("p", np.int64, (), None, False)])
 
 
 def _plan(plain, **kwargs):
@@ -128,6 +129,16 @@ def test_readers_read_every_row_once_per_epoch_reading_footers_as_they_go(plain,
     assert ids[:TOTAL] != ids[TOTAL:]
     with factory(plain.as_uri(), num_epochs=2, seed=5) as again:
         assert [i for item in again for i in np.atleast_1d(item.id)] == ids
+
+
+@pytest.mark.parametrize("pool", ["process", "dummy"])
+def test_other_pools_read_a_plan_over_files(plain, pool):
+    with make_batch_reader(plain.as_uri(), reader_pool_type=pool, workers_count=2, seed=2) as reader:
+        assert reader.plan.row_groups is not None
+        ids = [i for batch in reader for i in batch.id]
+    with make_batch_reader(plain.as_uri(), seed=2) as threads:
+        assert ids == [i for batch in threads for i in batch.id]
+    assert sorted(ids) == list(range(TOTAL))
 
 
 def test_a_reader_planned_over_files_resumes_where_it_stopped(plain):

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ROW_GROUPS", "FILES", "FILE_ROW_GROUPS", "ROWS", "UNITS", "PURPOSES", "order_rng", "permutation", "legacy_shard_permutation"]
+__all__ = ["ROW_GROUPS", "FILES", "FILE_ROW_GROUPS", "ROWS", "UNITS", "PURPOSES", "order_rng", "permutation",
+           "legacy_shard_permutation"]
 
 #: The work items of an epoch (row groups, or their drop partitions / row ranges); no keys.
 ROW_GROUPS = "row-groups"
