@@ -163,3 +163,18 @@ def test_options_that_need_every_row_group_plan_over_the_listing(plain):
 def test_the_numbering_leaves_room_for_every_row_group():
     assert FilePieces.index(1, 0) == MAX_ROW_GROUPS_PER_FILE
     assert FilePieces(["a", "b"])[FilePieces.index(1, 5)].path == "b"
+
+
+def test_the_cache_serves_a_plan_over_files_apart_from_the_listing_numbering(plain, tmp_path):
+    options = dict(cache_type="local-disk", cache_location=str(tmp_path), cache_size_limit=10 ** 8, seed=4)
+    passes = []
+    for _ in range(2):
+        with make_batch_reader(plain.as_uri(), **options) as reader:
+            passes.append(([i for batch in reader for i in batch.id], reader.diagnostics))
+    (first, d1), (second, d2) = passes
+    assert first == second and sorted(first) == list(range(TOTAL))
+    assert d1["cache_hits"] == 0 and d2["cache_hits"] == d2["cache_requests"] == sum(ROW_GROUPS)
+    # A reader that numbers pieces by the listing (sharding needs it) does not take the file-numbered entries.
+    with make_batch_reader(plain.as_uri(), cur_shard=0, shard_count=1, **options) as listed:
+        assert sorted(i for batch in listed for i in batch.id) == list(range(TOTAL))
+        assert listed.diagnostics["cache_hits"] == 0
