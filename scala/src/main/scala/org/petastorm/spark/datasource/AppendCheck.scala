@@ -22,8 +22,8 @@ object AppendCheck {
   def atJobStart(conf: Configuration, root: Path): Unit = {
     val fs = root.getFileSystem(conf)
     if (fs.exists(root) && !PetastormCommitProtocol.overwritePending(fs.makeQualified(root).toString)) {
-      DatasetFiles.check(conf, root)
-      DatasetMetadata.readSchema(conf, root).foreach { stored =>
+      // The check reads _common_metadata for its row-group listing; the stored Unischema comes from that read.
+      DatasetMetadata.schema(DatasetFiles.check(conf, root), root).foreach { stored =>
         columns(root, stored, WritePlan.fromConf(conf))
         conf.set(WritePlan.StoredKey, stored.toJson)
       }

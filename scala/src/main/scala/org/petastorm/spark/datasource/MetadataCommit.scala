@@ -20,19 +20,30 @@ object MetadataCommit {
 
   /**
    * Fails, naming the column, when the job's new data files (still in the staging folder) hold a tensor column of two
-   * dtypes or ranks, counting in an append the stored schema's.
+   * dtypes or ranks, counting in an append the stored schema's. `files` are the staged files, each with the path it
+   * gets in the dataset; the footers read are returned by that path (qualified), for [[write]] to use once the files
+   * have been moved there (a move keeps a file's bytes).
    */
-  def checkStaged(conf: Configuration, files: Seq[Path]): Unit = {
+  def checkStaged(conf: Configuration, files: Seq[(Path, Path)]): Map[Path, ParquetMetadata] = {
     val plan = WritePlan.fromConf(conf)
-    ColumnStats.mergeAll(files.filter(_.getName.endsWith(".parquet")).map(f => stats(footer(conf, f))) ++
-      plan.stored.toSeq.map(previousStats))
+    val footers = files.filter(_._1.getName.endsWith(".parquet")).map { case (from, to) => to -> footer(conf, from) }
+    ColumnStats.mergeAll(footers.map { case (_, f) => stats(f) } ++ plan.stored.toSeq.map(previousStats))
+    footers.map { case (to, f) => qualified(conf, to) -> f }.toMap
   }
 
-  def write(conf: Configuration, root: Path): Unit = {
+  /**
+   * Writes `root`'s `_common_metadata` from the footers of its data files; `known` holds footers already read (the
+   * job's own files, from [[checkStaged]]), by qualified path, so only the other files' footers are read here.
+   */
+  def write(conf: Configuration, root: Path, known: Map[Path, ParquetMetadata] = Map.empty): Unit = {
     val plan = WritePlan.fromConf(conf)
-    val existing = DatasetMetadata.readSchema(conf, root)
-    val footers = DatasetMetadata.dataFiles(conf, root).map(status => status.getPath -> footer(conf, status.getPath))
+    val footers = DatasetMetadata.dataFiles(conf, root).map { status =>
+      val path = status.getPath
+      path -> known.getOrElse(qualified(conf, path), footer(conf, path))
+    }
     val schema = plan.stored.getOrElse {
+      // An append recorded the stored Unischema when the job started (AppendCheck): it is not read again here.
+      val existing = DatasetMetadata.readSchema(conf, root)
       val observed = ColumnStats.mergeAll(footers.map { case (_, f) => stats(f) } ++ existing.toSeq.map(previousStats))
       plan.unischema(existing.map(_.name).getOrElse("PetastormSchema"), observed)
     }
@@ -48,6 +59,8 @@ object MetadataCommit {
         .convert(plan.storageSchema))
     DatasetMetadata.write(conf, root, parquetSchema, keyValues)
   }
+
+  private def qualified(conf: Configuration, file: Path): Path = file.getFileSystem(conf).makeQualified(file)
 
   private def footer(conf: Configuration, file: Path): ParquetMetadata = {
     val reader = ParquetFileReader.open(HadoopInputFile.fromPath(file, conf))

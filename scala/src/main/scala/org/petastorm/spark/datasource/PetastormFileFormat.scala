@@ -13,7 +13,7 @@ import org.apache.spark.sql.internal.SQLConf
 import org.apache.spark.sql.sources.Filter
 import org.apache.spark.sql.types.StructType
 import org.petastorm.spark.codec.DecodeLimits
-import org.petastorm.spark.format.{DatasetFiles, DatasetMetadata}
+import org.petastorm.spark.format.{DatasetFiles, DatasetMetadata, Unischema}
 import org.petastorm.spark.tensor.TensorUDT
 
 /**
@@ -54,19 +54,40 @@ class PetastormFileFormat extends ParquetFileFormat {
     factory
   }
 
-  /** The read plan of the dataset at the `path` option, whose files are checked first (see DatasetFiles). */
-  private def readPlan(sparkSession: SparkSession, options: Map[String, String], conf: Configuration): ReadPlan = {
-    val petastormOptions = PetastormReadOptions(options)
-    petastormOptions.path.foreach(p => DatasetFiles.check(conf, new Path(p)))
-    val schema = petastormOptions.path.flatMap(p => DatasetMetadata.readSchema(conf, new Path(p)))
+  /**
+   * The dataset's Unischema as inferSchema found it (its files checked first), by `path` option, kept for the scan
+   * that follows: Spark resolves a relation with this instance (inferSchema) and then plans its scan with it
+   * (buildReaderWithPartitionValues), and that first scan takes it instead of listing and reading the dataset again.
+   * Later scans check again, as a catalog table's scans do (Spark keeps this instance with the cached relation).
+   */
+  @transient private var inferred: Option[(Option[String], Option[Unischema])] = None
+
+  /** The Unischema of the dataset at `path`, whose files are checked first (see DatasetFiles). */
+  private def datasetSchema(path: Option[String], conf: Configuration): Option[Unischema] = path.flatMap { p =>
+    val root = new Path(p)
+    // The check reads _common_metadata for its row-group listing; the Unischema comes from that read.
+    DatasetMetadata.schema(DatasetFiles.check(conf, root), root)
+  }
+
+  private def readPlan(sparkSession: SparkSession, petastormOptions: PetastormReadOptions,
+                       schema: Option[Unischema]): ReadPlan =
     ReadPlan(schema, petastormOptions.decode,
       petastormOptions.decodeLimits(DecodeLimits.fromConf(sparkSession.conf.getOption)))
-  }
 
   override def inferSchema(sparkSession: SparkSession, options: Map[String, String],
                            files: Seq[FileStatus]): Option[StructType] = {
-    val plan = readPlan(sparkSession, options, sparkSession.sessionState.newHadoopConfWithOptions(options))
+    val petastormOptions = PetastormReadOptions(options)
+    val schema = datasetSchema(petastormOptions.path, sparkSession.sessionState.newHadoopConfWithOptions(options))
+    synchronized { inferred = Some(petastormOptions.path -> schema) }
+    val plan = readPlan(sparkSession, petastormOptions, schema)
     super.inferSchema(sparkSession, options, files).map(plan.readSchema)
+  }
+
+  /** The Unischema that inferSchema found for `path`, once (see [[inferred]]). */
+  private def takeInferred(path: Option[String]): Option[Option[Unischema]] = synchronized {
+    val taken = inferred.collect { case (p, schema) if p == path => schema }
+    inferred = None
+    taken
   }
 
   override def supportBatch(sparkSession: SparkSession, schema: StructType): Boolean =
@@ -76,7 +97,9 @@ class PetastormFileFormat extends ParquetFileFormat {
   override def buildReaderWithPartitionValues(sparkSession: SparkSession, dataSchema: StructType,
       partitionSchema: StructType, requiredSchema: StructType, filters: Seq[Filter], options: Map[String, String],
       hadoopConf: Configuration): PartitionedFile => Iterator[InternalRow] = {
-    val plan = readPlan(sparkSession, options, hadoopConf)
+    val petastormOptions = PetastormReadOptions(options)
+    val schema = takeInferred(petastormOptions.path).getOrElse(datasetSchema(petastormOptions.path, hadoopConf))
+    val plan = readPlan(sparkSession, petastormOptions, schema)
     val storageRequired = plan.storageSchema(requiredSchema)
     val decoded = requiredSchema.fieldNames.filter(n => plan.storageType(requiredSchema(n)) != requiredSchema(n)).toSet
     val read = super.buildReaderWithPartitionValues(sparkSession, plan.storageSchema(dataSchema), partitionSchema,

@@ -6,6 +6,7 @@ import org.apache.hadoop.fs.{FileSystem, Path}
 import org.apache.hadoop.mapreduce.{JobContext, JobStatus, TaskAttemptContext}
 import org.apache.hadoop.mapreduce.lib.output.FileOutputCommitter
 import org.apache.parquet.hadoop.ParquetOutputCommitter
+import org.apache.parquet.hadoop.metadata.ParquetMetadata
 
 /**
  * Parquet's committer plus the dataset metadata: after the job's files are in place, `_common_metadata` is written
@@ -22,7 +23,12 @@ import org.apache.parquet.hadoop.ParquetOutputCommitter
 class PetastormOutputCommitter(output: Path, context: TaskAttemptContext)
   extends ParquetOutputCommitter(output, context) {
 
-  private var stagedChecked = false
+  /**
+   * The files the job commit moves (see [[staged]]) and the footers of its data files, by the path each gets in the
+   * dataset: found and checked once, by the first of checkStaged and commitJob, and used by both the undo record and
+   * the metadata commit (the move keeps the files' bytes).
+   */
+  private var checked: Option[(Seq[(Path, Path)], Map[Path, ParquetMetadata])] = None
 
   override def setupJob(jobContext: JobContext): Unit = {
     AppendCheck.atJobStart(jobContext.getConfiguration, output)
@@ -36,21 +42,22 @@ class PetastormOutputCommitter(output: Path, context: TaskAttemptContext)
   }
 
   /** Fails, before any file is moved, when the job's new files cannot make one Unischema (see MetadataCommit). */
-  def checkStaged(jobContext: JobContext): Unit = if (!stagedChecked) {
-    MetadataCommit.checkStaged(jobContext.getConfiguration, staged(jobContext).map(_._1))
-    stagedChecked = true
+  def checkStaged(jobContext: JobContext): Unit = if (checked.isEmpty) {
+    val files = staged(jobContext)
+    checked = Some(files -> MetadataCommit.checkStaged(jobContext.getConfiguration, files))
   }
 
   override def commitJob(jobContext: JobContext): Unit = {
     val conf = jobContext.getConfiguration
     checkStaged(jobContext)
-    val undo = CommitUndo.record(fs(jobContext), output, staged(jobContext).map(_._2))
+    val (files, footers) = checked.get
+    val undo = CommitUndo.record(fs(jobContext), output, files.map(_._2))
     var metadataWritten = false
     try {
       val markSuccess = conf.getBoolean(PetastormOutputCommitter.SuccessMarker, true)
       conf.setBoolean(PetastormOutputCommitter.SuccessMarker, false)
       try super.commitJob(jobContext) finally conf.setBoolean(PetastormOutputCommitter.SuccessMarker, markSuccess)
-      MetadataCommit.write(conf, output)
+      MetadataCommit.write(conf, output, footers)
       metadataWritten = true
       if (markSuccess) fs(jobContext).create(new Path(output, "_SUCCESS"), true).close()
     } catch {

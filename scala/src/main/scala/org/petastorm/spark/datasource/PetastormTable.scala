@@ -32,8 +32,9 @@ case class PetastormTable(name: String, sparkSession: SparkSession, options: Cas
   /** The dataset's schema, read once its files are checked (DatasetFiles), before Spark opens any. */
   lazy val readPlan: ReadPlan = {
     val conf = sparkSession.sessionState.newHadoopConfWithOptions(options.asCaseSensitiveMap.asScala.toMap)
-    paths.foreach(p => DatasetFiles.check(conf, new Path(p)))
-    val schema = paths.headOption.flatMap(p => DatasetMetadata.readSchema(conf, new Path(p)))
+    // The check reads each folder's _common_metadata for its row-group listing; the Unischema comes from that read.
+    val metadata = paths.map(p => new Path(p) -> DatasetFiles.check(conf, new Path(p)))
+    val schema = metadata.headOption.flatMap { case (root, keyValues) => DatasetMetadata.schema(keyValues, root) }
     val limits = petastormOptions.decodeLimits(DecodeLimits.fromConf(sparkSession.conf.getOption))
     ReadPlan(schema, petastormOptions.decode, limits)
   }

@@ -7,7 +7,7 @@ import java.nio.file.{Files, LinkOption, Paths}
 import org.apache.hadoop.conf.Configuration
 import org.apache.hadoop.fs.{FileStatus, FileSystem, Path}
 import org.json4s._
-import org.json4s.jackson.JsonMethods.{compact, parse, render}
+import org.json4s.jackson.JsonMethods.{compact, render}
 
 /**
  * The files of a dataset checked before a reader opens any: Spark's file listing skips, without a word, an empty
@@ -19,15 +19,24 @@ import org.json4s.jackson.JsonMethods.{compact, parse, render}
  * error naming the file (and the key).
  */
 object DatasetFiles {
-  /** Checks `path`: a dataset folder (its data files and row-group listing), or a single data file. */
-  def check(conf: Configuration, path: Path): Unit = {
+  /**
+   * Checks `path`: a dataset folder (its data files and row-group listing), or a single data file. Returns the
+   * key/value metadata of the folder's `_common_metadata`, read for the row-group listing (empty for a single file,
+   * a missing path or a folder without one), for the caller that wants the Unischema (DatasetMetadata.schema).
+   */
+  def check(conf: Configuration, path: Path): Map[String, Array[Byte]] = {
     val fs = path.getFileSystem(conf)
-    val status = try fs.getFileStatus(path) catch { case _: FileNotFoundException => return }
+    val status = try fs.getFileStatus(path) catch { case _: FileNotFoundException => return Map.empty }
     if (status.isDirectory) {
-      val listed = list(fs, status.getPath, "")
-      checkRowGroupListing(conf, fs, status.getPath, listed.collect { case (r, s) if s.isFile && s.getLen > 0 => r }.toSet)
+      val listed = list(fs, status.getPath)
+      val metadata = DatasetMetadata.read(conf, status.getPath)
+      checkRowGroupListing(metadata, fs, status.getPath, listed.collect { case (r, s) if s.isFile && s.getLen > 0 => r }.toSet)
       listed.foreach { case (_, s) => checkEntry(s) }
-    } else checkEntry(status)
+      metadata
+    } else {
+      checkEntry(status)
+      Map.empty
+    }
   }
 
   /** A path the row-group listing may name: relative, inside the dataset, no component hidden or `..`. */
@@ -36,8 +45,11 @@ object DatasetFiles {
 
   /**
    * Data entries under `dir`, relative, as Spark lists them (no `.` names, no `_` names but partition folders, no
-   * `._COPYING_` files).
+   * `._COPYING_` names), and any folder named `*.parquet` beside what it holds. The one walk of a dataset's tree:
+   * the checks here and the metadata commit's data files (DatasetMetadata.dataFiles) both list through it.
    */
+  def list(fs: FileSystem, dir: Path): Seq[(String, FileStatus)] = list(fs, dir, "")
+
   private def list(fs: FileSystem, dir: Path, prefix: String): Seq[(String, FileStatus)] =
     fs.listStatus(dir).toSeq.flatMap { s =>
       val name = s.getPath.getName
@@ -59,16 +71,11 @@ object DatasetFiles {
   private def isRegular(p: Path): Boolean =
     p.toUri.getScheme != "file" || Files.isRegularFile(Paths.get(p.toUri))
 
-  private def checkRowGroupListing(conf: Configuration, fs: FileSystem, root: Path, files: Set[String]): Unit =
-    DatasetMetadata.read(conf, root).get(DatasetMetadata.RowGroupsPerFileKey).foreach { bytes =>
+  private def checkRowGroupListing(metadata: Map[String, Array[Byte]], fs: FileSystem, root: Path,
+                                   files: Set[String]): Unit =
+    metadata.get(DatasetMetadata.RowGroupsPerFileKey).foreach { bytes =>
       val where = s"${DatasetMetadata.RowGroupsPerFileKey} of ${new Path(root, DatasetMetadata.CommonMetadataFile)}"
-      val counts = (try parse(new String(bytes, UTF_8)) catch {
-        case e: Exception => throw new IllegalArgumentException(s"Invalid $where: ${e.getMessage}", e)
-      }) match {
-        case JObject(items) => items
-        case _ => throw new IllegalArgumentException(s"$where is not a JSON object of data file: row-group count")
-      }
-      counts.foreach { case (relative, count) =>
+      DatasetMetadata.rowGroupEntries(new String(bytes, UTF_8), where).foreach { case (relative, count) =>
         if (!isDataFilePath(relative)) throw new IllegalArgumentException(s"$where names '$relative', which is not a " +
           s"data file path inside the dataset $root (expected a relative path without '..' and without components " +
           "starting with '_' or '.')")

@@ -29,8 +29,13 @@ object DatasetMetadata {
   }
 
   /** The dataset's Unischema: from the JSON key, else from the legacy pickle (allow-listed), else None. */
-  def readSchema(conf: Configuration, root: Path): Option[Unischema] = {
-    val metadata = read(conf, root)
+  def readSchema(conf: Configuration, root: Path): Option[Unischema] = schema(read(conf, root), root)
+
+  /**
+   * The Unischema in `metadata`, the key/values of `root`'s `_common_metadata` as [[read]] returns them (and as
+   * [[DatasetFiles.check]] returns them, having read them for the row-group listing), so they are read once.
+   */
+  def schema(metadata: Map[String, Array[Byte]], root: Path): Option[Unischema] = {
     def where = new Path(root, CommonMetadataFile).toString
     metadata.get(UnischemaJsonKey).map { json =>
       try Unischema.fromJson(new String(json, UTF_8)) catch {
@@ -43,18 +48,14 @@ object DatasetMetadata {
     })
   }
 
-  /** Data files under `root` (Parquet files, partition folders included; `_` and `.` names skipped), sorted. */
-  def dataFiles(conf: Configuration, root: Path): Seq[FileStatus] = {
-    val fs = root.getFileSystem(conf)
-    def walk(dir: Path): Seq[FileStatus] = fs.listStatus(dir).toSeq.flatMap { s =>
-      val name = s.getPath.getName
-      if (name.startsWith("_") && !name.contains("=") || name.startsWith(".")) Nil
-      else if (s.isDirectory) walk(s.getPath)
-      else if (name.endsWith(".parquet")) Seq(s)
-      else Nil
-    }
-    walk(root).sortBy(_.getPath.toString)
-  }
+  /**
+   * Data files under `root` (Parquet files, partition folders included; names Spark's listing skips skipped: see
+   * [[DatasetFiles.list]]), sorted.
+   */
+  def dataFiles(conf: Configuration, root: Path): Seq[FileStatus] =
+    DatasetFiles.list(root.getFileSystem(conf), root)
+      .collect { case (_, s) if s.isFile && s.getPath.getName.endsWith(".parquet") => s }
+      .sortBy(_.getPath.toString)
 
   /** Path of a data file relative to the dataset root, as the row-group key records it. */
   def relativePath(root: Path, file: Path): String = {
@@ -83,8 +84,18 @@ object DatasetMetadata {
   def rowGroupsJson(counts: Seq[(String, Int)]): String =
     compact(render(JObject(counts.map { case (p, n) => p -> (JInt(n): JValue) }.toList)))
 
-  def parseRowGroups(json: String): Map[String, Int] = parse(json) match {
-    case JObject(items) => items.collect { case (p, JInt(n)) => p -> n.toInt }.toMap
-    case _ => Map.empty
-  }
+  /**
+   * The entries `{relative path: count}` of the row-group key's JSON value, unchecked; `where` names the key and
+   * file in the error for a value that is not a JSON object.
+   */
+  def rowGroupEntries(json: String, where: => String): List[(String, JValue)] =
+    (try parse(json) catch {
+      case e: Exception => throw new IllegalArgumentException(s"Invalid $where: ${e.getMessage}", e)
+    }) match {
+      case JObject(items) => items
+      case _ => throw new IllegalArgumentException(s"$where is not a JSON object of data file: row-group count")
+    }
+
+  def parseRowGroups(json: String): Map[String, Int] =
+    rowGroupEntries(json, RowGroupsPerFileKey).collect { case (p, JInt(n)) => p -> n.toInt }.toMap
 }

@@ -14,7 +14,7 @@ import org.apache.parquet.hadoop.util.HadoopInputFile
 import org.apache.spark.sql.functions.col
 import org.apache.spark.sql.types.IntegerType
 import org.petastorm.spark.LocalSpark
-import org.petastorm.spark.format.DatasetMetadata
+import org.petastorm.spark.format.{DatasetFiles, DatasetMetadata}
 import org.petastorm.spark.functions.array_to_tensor
 import org.scalatest.funsuite.AnyFunSuite
 
@@ -136,6 +136,29 @@ class CraftedDatasetSuite extends AnyFunSuite with LocalSpark {
     val withListing = dataset()
     replace(withListing, partFiles(withListing).head)(f => Files.createFile(f))
     assert(readError(withListing, classOf[PetastormFileFormat].getName).contains("which is empty (0 bytes)"))
+  }
+
+  test("the FileFormat read path checks the files when the relation is resolved, and again for every later scan") {
+    val root = dataset()
+    val df = spark.read.format(classOf[PetastormFileFormat].getName).load(root.toString)
+    assert(df.count() == 20)
+    val empty = Files.createFile(root.toPath.resolve("p=0/part-9.parquet"))
+    val error = Iterator.iterate[Throwable](intercept[Exception](df.collect()))(_.getCause).takeWhile(_ != null)
+      .map(_.getMessage).mkString(" | ")
+    assert(error.contains(s"file:$empty is empty (0 bytes)"), error)
+  }
+
+  test("the check returns the _common_metadata it read for the listing, and nothing for a single file") {
+    val root = dataset()
+    val conf = spark.sessionState.newHadoopConf()
+    val path = new Path(root.toString)
+    def text(m: Map[String, Array[Byte]]) = m.map { case (k, v) => k -> v.toSeq }
+    assert(text(DatasetFiles.check(conf, path)) == text(DatasetMetadata.read(conf, path)))
+    assert(DatasetFiles.check(conf, path).contains(Key))
+    assert(DatasetFiles.check(conf, new Path(path, partFiles(root).head)).isEmpty)
+    assert(DatasetFiles.check(conf, new Path(path, "absent")).isEmpty)
+    assert(DatasetMetadata.dataFiles(conf, path).map(f => DatasetMetadata.relativePath(path, f.getPath)) ==
+      partFiles(root))
   }
 
   test("an append to a dataset whose files disagree with its listing is refused before it writes") {
