@@ -2,7 +2,7 @@ package org.petastorm.spark.datasource
 
 import org.apache.hadoop.conf.Configuration
 import org.apache.hadoop.fs.Path
-import org.petastorm.spark.format.{DatasetFiles, DatasetMetadata, FieldCodec, Unischema, UnischemaField}
+import org.petastorm.spark.format.{DatasetFiles, FieldCodec, Unischema, UnischemaField}
 import org.petastorm.spark.tensor.Tensor
 
 /**
@@ -22,8 +22,7 @@ object AppendCheck {
   def atJobStart(conf: Configuration, root: Path): Unit = {
     val fs = root.getFileSystem(conf)
     if (fs.exists(root) && !PetastormCommitProtocol.overwritePending(fs.makeQualified(root).toString)) {
-      // The check reads _common_metadata for its row-group listing; the stored Unischema comes from that read.
-      DatasetMetadata.schema(DatasetFiles.check(conf, root), root).foreach { stored =>
+      DatasetFiles.checkedSchema(conf, root).foreach { stored =>
         columns(root, stored, WritePlan.fromConf(conf))
         conf.set(WritePlan.StoredKey, stored.toJson)
       }

@@ -13,7 +13,7 @@ import org.apache.spark.sql.internal.SQLConf
 import org.apache.spark.sql.sources.Filter
 import org.apache.spark.sql.types.StructType
 import org.petastorm.spark.codec.DecodeLimits
-import org.petastorm.spark.format.{DatasetFiles, DatasetMetadata, Unischema}
+import org.petastorm.spark.format.{DatasetFiles, Unischema}
 import org.petastorm.spark.tensor.TensorUDT
 
 /**
@@ -54,20 +54,9 @@ class PetastormFileFormat extends ParquetFileFormat {
     factory
   }
 
-  /**
-   * The dataset's Unischema as inferSchema found it (its files checked first), by `path` option, kept for the scan
-   * that follows: Spark resolves a relation with this instance (inferSchema) and then plans its scan with it
-   * (buildReaderWithPartitionValues), and that first scan takes it instead of listing and reading the dataset again.
-   * Later scans check again, as a catalog table's scans do (Spark keeps this instance with the cached relation).
-   */
-  @transient private var inferred: Option[(Option[String], Option[Unischema])] = None
-
   /** The Unischema of the dataset at `path`, whose files are checked first (see DatasetFiles). */
-  private def datasetSchema(path: Option[String], conf: Configuration): Option[Unischema] = path.flatMap { p =>
-    val root = new Path(p)
-    // The check reads _common_metadata for its row-group listing; the Unischema comes from that read.
-    DatasetMetadata.schema(DatasetFiles.check(conf, root), root)
-  }
+  private def datasetSchema(path: Option[String], conf: Configuration): Option[Unischema] =
+    path.flatMap(p => DatasetFiles.checkedSchema(conf, new Path(p)))
 
   private def readPlan(sparkSession: SparkSession, petastormOptions: PetastormReadOptions,
                        schema: Option[Unischema]): ReadPlan =
@@ -78,16 +67,8 @@ class PetastormFileFormat extends ParquetFileFormat {
                            files: Seq[FileStatus]): Option[StructType] = {
     val petastormOptions = PetastormReadOptions(options)
     val schema = datasetSchema(petastormOptions.path, sparkSession.sessionState.newHadoopConfWithOptions(options))
-    synchronized { inferred = Some(petastormOptions.path -> schema) }
     val plan = readPlan(sparkSession, petastormOptions, schema)
     super.inferSchema(sparkSession, options, files).map(plan.readSchema)
-  }
-
-  /** The Unischema that inferSchema found for `path`, once (see [[inferred]]). */
-  private def takeInferred(path: Option[String]): Option[Option[Unischema]] = synchronized {
-    val taken = inferred.collect { case (p, schema) if p == path => schema }
-    inferred = None
-    taken
   }
 
   override def supportBatch(sparkSession: SparkSession, schema: StructType): Boolean =
@@ -98,7 +79,7 @@ class PetastormFileFormat extends ParquetFileFormat {
       partitionSchema: StructType, requiredSchema: StructType, filters: Seq[Filter], options: Map[String, String],
       hadoopConf: Configuration): PartitionedFile => Iterator[InternalRow] = {
     val petastormOptions = PetastormReadOptions(options)
-    val schema = takeInferred(petastormOptions.path).getOrElse(datasetSchema(petastormOptions.path, hadoopConf))
+    val schema = datasetSchema(petastormOptions.path, hadoopConf)
     val plan = readPlan(sparkSession, petastormOptions, schema)
     val storageRequired = plan.storageSchema(requiredSchema)
     val decoded = requiredSchema.fieldNames.filter(n => plan.storageType(requiredSchema(n)) != requiredSchema(n)).toSet

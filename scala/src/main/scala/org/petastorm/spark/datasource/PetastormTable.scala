@@ -12,7 +12,7 @@ import org.apache.spark.sql.execution.datasources.v2.FileTable
 import org.apache.spark.sql.types.{DataType, StructType}
 import org.apache.spark.sql.util.CaseInsensitiveStringMap
 import org.petastorm.spark.codec.DecodeLimits
-import org.petastorm.spark.format.{DatasetFiles, DatasetMetadata}
+import org.petastorm.spark.format.DatasetFiles
 
 /**
  * A Petastorm dataset as a Spark table: the schema comes from the Parquet files with encoded columns shown as
@@ -32,9 +32,7 @@ case class PetastormTable(name: String, sparkSession: SparkSession, options: Cas
   /** The dataset's schema, read once its files are checked (DatasetFiles), before Spark opens any. */
   lazy val readPlan: ReadPlan = {
     val conf = sparkSession.sessionState.newHadoopConfWithOptions(options.asCaseSensitiveMap.asScala.toMap)
-    // The check reads each folder's _common_metadata for its row-group listing; the Unischema comes from that read.
-    val metadata = paths.map(p => new Path(p) -> DatasetFiles.check(conf, new Path(p)))
-    val schema = metadata.headOption.flatMap { case (root, keyValues) => DatasetMetadata.schema(keyValues, root) }
+    val schema = paths.map(p => DatasetFiles.checkedSchema(conf, new Path(p))).headOption.flatten
     val limits = petastormOptions.decodeLimits(DecodeLimits.fromConf(sparkSession.conf.getOption))
     ReadPlan(schema, petastormOptions.decode, limits)
   }

@@ -39,6 +39,12 @@ object DatasetFiles {
     }
   }
 
+  /**
+   * Checks `path` (see [[check]]) and returns the dataset's Unischema, taken from the `_common_metadata` the check
+   * read (None for a single file, a missing path or a folder without one).
+   */
+  def checkedSchema(conf: Configuration, path: Path): Option[Unischema] = DatasetMetadata.schema(check(conf, path), path)
+
   /** A path the row-group listing may name: relative, inside the dataset, no component hidden or `..`. */
   def isDataFilePath(relative: String): Boolean =
     relative.nonEmpty && relative.split("/", -1).forall(c => c.nonEmpty && !c.startsWith("_") && !c.startsWith("."))
