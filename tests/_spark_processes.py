@@ -2,7 +2,6 @@
 hadoop-aws): the petastorm jar's Maven coordinates, Ivy settings that resolve them from the repository `make jar`
 publishes to (target/m2), the hadoop-aws jars `make hadoop-aws` fetches, and processes that run in their own process
 group with their output in a log file, waited on by a line of that output and always stopped."""
-import collections
 import os
 import re
 import signal
@@ -94,7 +93,7 @@ class LoggedProcess:
         self.proc = subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, env=env, cwd=cwd, start_new_session=True,
                                      preexec_fn=_die_with_parent)
-        self._lines, self._tail = [], collections.deque(maxlen=60)
+        self._lines = []
         self._changed = threading.Condition()
         self._ended = False
         self._drain = threading.Thread(target=self._read, daemon=True)
@@ -107,7 +106,6 @@ class LoggedProcess:
                 log.flush()
                 with self._changed:
                     self._lines.append(line)
-                    self._tail.append(line)
                     self._changed.notify_all()
         with self._changed:
             self._ended = True
@@ -115,7 +113,7 @@ class LoggedProcess:
 
     def tail(self):
         with self._changed:
-            return "".join(self._tail)
+            return "".join(self._lines[-60:])
 
     def wait_for(self, pattern, timeout):
         """The first match of `pattern` in a line of output (searched from the start); raises when the output ends
@@ -133,7 +131,7 @@ class LoggedProcess:
                     state = "ended" if self._ended else f"still running after {timeout} s"
                     raise AssertionError(f"{self.command[0]} {state} without printing /{pattern}/ (exit code "
                                          f"{self.proc.poll()}); the end of its log ({self.log_path}):\n"
-                                         + "".join(self._tail))
+                                         + "".join(self._lines[-60:]))
                 self._changed.wait(left)
 
     def wait_for_exit(self, timeout):

@@ -55,43 +55,48 @@ class OutputAssembly:
 
     def _column_rows(self, results: list, epoch: int, unit: int) -> Iterator:
         parts = [r for r in results if r.num_rows]
-        if not parts:
-            return iter(())
         columns: list[list] = [[] for _ in self._row_names]
-        orders, total = [], 0
         for part in parts:
             for column, name in zip(columns, self._row_names):
                 column.extend(part.columns[name])
-            orders.append(total + (part.order if part.order is not None else np.arange(part.num_rows)))
-            total += part.num_rows
-        window = len(results) > 1 or bool(self.plan.shuffle_buffer_size and total > 1)
-        if window or any(part.order is not None for part in parts):
-            positions = np.concatenate(orders)
-            if window:
-                positions = positions[self._window_order(epoch, unit, total)]
+        positions = self._emission_order(parts, len(results), epoch, unit)
+        if positions is not None:
             at = positions.tolist()
             columns = [map(column.__getitem__, at) for column in columns]
         return map(self._row_type._make, zip(*columns))
 
-    def _result_columns(self, result: ItemResult) -> dict:
-        """A row reader's work item output as columns, in the order its rows are emitted."""
+    def _emission_order(self, parts: list, num_results: int, epoch: int, unit: int) -> np.ndarray | None:
+        """Where each row a unit emits sits in the concatenation of ``parts`` (its results that have rows): each
+        part's own order (``shuffle_rows``), then the unit's window order; None when that is the concatenation
+        order."""
+        sizes = [part.num_rows for part in parts]
+        total = sum(sizes)
+        window = num_results > 1 or bool(self.plan.shuffle_buffer_size and total > 1)
+        if not window and all(part.order is None for part in parts):
+            return None
+        offsets = np.cumsum([0] + sizes[:-1])
+        positions = np.concatenate([offset + (part.order if part.order is not None else np.arange(size))
+                                    for part, offset, size in zip(parts, offsets, sizes)]) if parts \
+            else np.empty(0, np.int64)
+        return positions[self._window_order(epoch, unit, total)] if window else positions
+
+    def _part_columns(self, result: ItemResult) -> dict:
+        """A row reader's work item output as columns, in the order the item produced them."""
         if result.rows is not None:
             return {name: _stack([row[i] for row in result.rows]) for i, name in enumerate(self._row_names)}
-        columns = {name: result.columns[name] for name in self._row_names}
-        return {name: values[result.order] for name, values in columns.items()} if result.order is not None \
-            else columns
+        return {name: result.columns[name] for name in self._row_names}
 
     def _unit_columns(self, results: list, epoch: int, unit: int) -> tuple[dict, int]:
         """The rows of :meth:`_unit_rows` as columns, and their count."""
-        parts = [self._result_columns(r) for r in results if (r.rows if r.rows is not None else r.num_rows)]
+        parts = [r for r in results if r.num_rows]
         if not parts:
             return {}, 0
-        merged = {name: concat_columns([p[name] for p in parts]) for name in parts[0]}
-        total = len(merged[self._row_names[0]]) if self._row_names else 0
-        if len(results) > 1 or (self.plan.shuffle_buffer_size and total > 1):
-            order = self._window_order(epoch, unit, total)
-            merged = {name: values[order] for name, values in merged.items()}
-        return merged, total
+        columns = [self._part_columns(part) for part in parts]
+        merged = {name: concat_columns([c[name] for c in columns]) for name in columns[0]}
+        positions = self._emission_order(parts, len(results), epoch, unit)
+        if positions is not None:
+            merged = {name: values[positions] for name, values in merged.items()}
+        return merged, sum(part.num_rows for part in parts)
 
     def _unit_batches(self, results: list, epoch: int, unit: int) -> list:
         parts = [r for r in results if r.num_rows]

@@ -14,12 +14,11 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import threading
 from typing import Any
 from urllib.parse import urlparse
 
-from petastorm.fs_utils import file_url_path, get_filesystem_and_path_or_paths
+from petastorm.fs_utils import get_filesystem_and_path_or_paths
 from petastorm.spark._converter_write import write_dataset
 from petastorm.spark.session import is_connect
 
@@ -62,10 +61,6 @@ def _as_url(path_or_url: str) -> str:
         return "file://" + path_or_url
     raise ValueError(f"A scheme-less relative directory ({path_or_url!r}) is not supported: use an absolute path or "
                      f"a URL such as 'file:///tmp/cache'")
-
-
-def _local_path(url: str) -> str | None:
-    return file_url_path(url) if urlparse(url).scheme == "file" else None
 
 
 def _join(url: str, name: str) -> str:
@@ -176,11 +171,6 @@ _created_dirs: set[str] = set()
 
 def _default_delete_dir_handler(url: str) -> None:
     python_url = normalize_dbfs_url(url)[1]
-    local = _local_path(python_url)
-    if local is not None:
-        if os.path.exists(local):
-            shutil.rmtree(local)
-        return
     fs, path = get_filesystem_and_path_or_paths(python_url)
     if fs.get_file_info(path).type.name != "NotFound":
         fs.delete_dir(path)
