@@ -29,7 +29,8 @@ class OutputExistsError(FileExistsError):
 
 @dataclass(frozen=True)
 class IngestResult:
-    """Rows written, images that could not be read (left out), and where."""
+    """Rows this ingest wrote (in `append` mode: not counting the rows already there), images that could not be read
+    (left out), and where."""
 
     rows: int
     failed_images: int
@@ -82,6 +83,10 @@ def _output_exists(spark: SparkSession, output_url: str) -> bool:
     return True
 
 
+def _row_count(spark: SparkSession, output_url: str) -> int:
+    return spark.read.format("petastorm").load(output_url).count()
+
+
 def ingest_images(spark: SparkSession, labels_csv: str, images_dir: str, output_url: str,
                   size: Optional[Tuple[int, int]] = None, codec: str = "ndarray",
                   mode: str = "errorifexists") -> IngestResult:
@@ -92,15 +97,18 @@ def ingest_images(spark: SparkSession, labels_csv: str, images_dir: str, output_
     `size` = (height, width) if given, and stored with `codec` ('ndarray' or 'png'). Labels as `read_labels` gives
     them. Unreadable images are counted in the result and left out, unless the session sets
     `spark.petastorm.image.onError=fail`, which fails the job instead. In the default `mode` an existing
-    `output_url` raises `OutputExistsError` (a `FileExistsError`) before anything is read. Works on classic and
+    `output_url` raises `OutputExistsError` (a `FileExistsError`) before anything is read; `append` adds to it (the
+    result counts the added rows). Works on classic and
     Spark Connect sessions (the server needs the petastorm jar).
     """
     # Spark Connect's writer knows "error" but not its synonyms "errorifexists" and "default".
-    mode = {"errorifexists": "error", "default": "error"}.get(mode.strip().lower(), mode)
+    mode = mode.strip().lower()
+    mode = {"errorifexists": "error", "default": "error"}.get(mode, mode)
     # Checked first: Spark's own check comes only after the shuffle before the write has run, reading the images.
     if mode == "error" and _output_exists(spark, output_url):
         raise OutputExistsError(f"ingest: output {output_url} already exists; use mode 'overwrite' to replace it or "
                                 f"'append' to add to it", output_url)
+    existing = _row_count(spark, output_url) if mode == "append" and _output_exists(spark, output_url) else 0
     labels = read_labels(spark, labels_csv)
     partitions = max(_default_parallelism(spark), labels.count() // _ROWS_PER_PARTITION)
     images = labels.repartition(partitions).withColumn("image", _image_column(images_dir, size))
@@ -108,5 +116,4 @@ def ingest_images(spark: SparkSession, labels_csv: str, images_dir: str, output_
     (images.where(F.col("image").isNotNull())
      .write.format("petastorm").mode(mode).option("codec.image", codec).save(output_url))
     failed = image_failure_count(spark) - before
-    rows = spark.read.format("petastorm").load(output_url).count()
-    return IngestResult(rows=rows, failed_images=failed, output=output_url)
+    return IngestResult(rows=_row_count(spark, output_url) - existing, failed_images=failed, output=output_url)

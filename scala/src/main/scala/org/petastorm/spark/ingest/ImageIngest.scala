@@ -10,7 +10,7 @@ import org.apache.spark.sql.types.IntegerType
 import org.petastorm.spark.functions.load_image
 import org.petastorm.spark.image.ImageFailures
 
-/** What an ingest wrote. */
+/** What an ingest wrote: its rows (in `append` mode not counting the rows already there), the images left out. */
 final case class IngestResult(rows: Long, failedImages: Long, output: String)
 
 /**
@@ -24,7 +24,7 @@ final case class IngestResult(rows: Long, failedImages: Long, output: String)
 object ImageIngest {
   def run(spark: SparkSession, labelsCsv: String, imagesDir: String, output: String, size: Option[(Int, Int)],
           codec: String, mode: String): IngestResult = {
-    refuseExistingOutput(spark, output, mode)
+    val existing = rowsAlreadyThere(spark, output, mode)
     val labels = readLabels(spark, labelsCsv)
     val partitions = math.max(spark.sparkContext.defaultParallelism, (labels.count() / 2000).toInt)
     val dir = imagesDir.stripSuffix("/") + "/"
@@ -37,8 +37,7 @@ object ImageIngest {
     labels.repartition(partitions).withColumn("image", image).where(col("image").isNotNull)
       .write.format("petastorm").mode(mode).option("codec.image", codec).save(output)
     val failed = ImageFailures.count(spark) - before
-    val rows = spark.read.format("petastorm").load(output).count()
-    IngestResult(rows, failed, new Path(output).toString)
+    IngestResult(rowCount(spark, output) - existing, failed, new Path(output).toString)
   }
 
   /** For Java and Python callers: `height` and `width` of 0 keep the images' own size. */
@@ -46,26 +45,38 @@ object ImageIngest {
           codec: String, mode: String): IngestResult =
     run(spark, labelsCsv, imagesDir, output, if (height > 0 && width > 0) Some((height, width)) else None, codec, mode)
 
-  /** Checked before any work, so the error names the output and what to do (Spark's PATH_ALREADY_EXISTS does not). */
-  private def refuseExistingOutput(spark: SparkSession, output: String, mode: String): Unit =
+  /**
+   * The rows of `output` that this ingest does not write (`append` to an existing one), after refusing an existing
+   * output in the default mode: checked before any work, so the error names the output and what to do (Spark's
+   * PATH_ALREADY_EXISTS does not).
+   */
+  private def rowsAlreadyThere(spark: SparkSession, output: String, mode: String): Long =
     mode.trim.toLowerCase(Locale.ROOT) match {
       case "errorifexists" | "error" | "default" =>
-        val path = new Path(output)
-        if (path.getFileSystem(spark.sessionState.newHadoopConf()).exists(path)) {
+        if (outputExists(spark, output)) {
           throw new FileAlreadyExistsException(
             s"ingest: output $output already exists; use mode 'overwrite' to replace it or 'append' to add to it")
         }
-      case _ =>
+        0L
+      case "append" if outputExists(spark, output) => rowCount(spark, output)
+      case _ => 0L
     }
+
+  private def outputExists(spark: SparkSession, output: String): Boolean = {
+    val path = new Path(output)
+    path.getFileSystem(spark.sessionState.newHadoopConf()).exists(path)
+  }
+
+  private def rowCount(spark: SparkSession, output: String): Long = spark.read.format("petastorm").load(output).count()
+
+  /** try_cast(column AS INT), as SQL: Column.try_cast is Spark 4 only. */
+  private def tryCastToInt(column: String) = expr(s"try_cast(`$column` AS INT)")
 
   /**
    * `filename,label` rows; the header line is optional. When every label is an integer, `label` is an integer
    * column. Otherwise `label` keeps the text and `label_index` is its position (from 0) in the sorted distinct
    * labels, so the same set of labels always gets the same indexes.
    */
-  /** try_cast(column AS INT), as SQL: Column.try_cast is Spark 4 only. */
-  private def tryCastToInt(column: String) = expr(s"try_cast(`$column` AS INT)")
-
   def readLabels(spark: SparkSession, labelsCsv: String): DataFrame = {
     val raw = spark.read.option("header", "false").csv(labelsCsv)
     if (raw.columns.length < 2) {

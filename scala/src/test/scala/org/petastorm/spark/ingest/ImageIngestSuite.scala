@@ -59,5 +59,8 @@ class ImageIngestSuite extends AnyFunSuite with LocalSpark {
     assert(e.getMessage ==
       s"ingest: output $out already exists; use mode 'overwrite' to replace it or 'append' to add to it")
     assert(ImageIngest.run(spark, csv("a.png,dog"), images.toString, out, None, "png", "overwrite").rows == 1)
+    val appended = ImageIngest.run(spark, csv("b.png,cat", "c.png,dog"), images.toString, out, None, "png", "Append")
+    assert(appended.rows == 2, "an append counts its own rows, not the dataset's")
+    assert(spark.read.format("petastorm").load(out).count() == 3)
   }
 }
