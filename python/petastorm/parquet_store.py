@@ -189,6 +189,10 @@ class ParquetStore:
                 footer = self._footers.setdefault(relative_path, footer)
         return footer
 
+    def cached_footer(self, relative_path: str) -> pq.FileMetaData | None:
+        """The footer of a data file if :meth:`footer` has read it already, else None (nothing is read)."""
+        return self._footers.get(relative_path)
+
     @cached_property
     def is_local(self) -> bool:
         """True when the store is on the local filesystem."""

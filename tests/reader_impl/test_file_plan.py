@@ -9,8 +9,8 @@ from petastorm import make_batch_reader, make_reader
 from petastorm.errors import PetastormMetadataError
 from petastorm.parquet_store import MAX_ROW_GROUPS_PER_FILE, FilePieces, ParquetStore
 from petastorm.predicates import in_set
-from petastorm.reader_impl import planning
-from petastorm.reader_impl.planning import FileUnits, plan_file_reads
+from petastorm.reader_impl import file_planning
+from petastorm.reader_impl.file_planning import FileReadPlan, FileUnits, plan_file_reads
 from petastorm.unischema import Unischema, UnischemaField
 
 # Row groups of each file: files f0..f5 under p=0 and p=1, 1 to 3 row groups of 4 rows.
@@ -106,7 +106,7 @@ def test_the_fingerprint_names_the_files(plain):
 
 
 def test_a_file_with_more_row_groups_than_the_numbering_holds_is_an_error(plain, monkeypatch):
-    monkeypatch.setattr(planning, "MAX_ROW_GROUPS_PER_FILE", 3)
+    monkeypatch.setattr(file_planning, "MAX_ROW_GROUPS_PER_FILE", 3)
     store, plan = _plan(plain, shuffle_row_groups=False)
     units = plan.epoch_units(0)
     with pytest.raises(PetastormMetadataError, match=r"f2\.parquet has 3 row groups; a data file may have at most 2"):
@@ -134,7 +134,7 @@ def test_readers_read_every_row_once_per_epoch_reading_footers_as_they_go(plain,
 @pytest.mark.parametrize("pool", ["process", "dummy"])
 def test_other_pools_read_a_plan_over_files(plain, pool):
     with make_batch_reader(plain.as_uri(), reader_pool_type=pool, workers_count=2, seed=2) as reader:
-        assert reader.plan.row_groups is not None
+        assert isinstance(reader.plan, FileReadPlan)
         ids = [i for batch in reader for i in batch.id]
     with make_batch_reader(plain.as_uri(), seed=2) as threads:
         assert ids == [i for batch in threads for i in batch.id]
@@ -157,7 +157,7 @@ def test_a_reader_planned_over_files_resumes_where_it_stopped(plain):
 def test_options_that_need_every_row_group_plan_over_the_listing(plain):
     for kwargs in ({"cur_shard": 0, "shard_count": 2}, {"shuffle_buffer_size": 8}, {"filters": [("id", "<", 5)]}):
         with make_batch_reader(plain.as_uri(), **kwargs) as reader:
-            assert reader.plan.row_groups is None and reader.diagnostics["row_groups_total"] == sum(ROW_GROUPS)
+            assert not isinstance(reader.plan, FileReadPlan) and reader.diagnostics["row_groups_total"] == sum(ROW_GROUPS)
 
 
 def test_the_numbering_leaves_room_for_every_row_group():
@@ -165,7 +165,7 @@ def test_the_numbering_leaves_room_for_every_row_group():
     assert FilePieces(["a", "b"])[FilePieces.index(1, 5)].path == "b"
 
 
-def test_the_cache_serves_a_plan_over_files_apart_from_the_listing_numbering(plain, tmp_path):
+def test_the_cache_serves_a_plan_over_files_and_the_listing_numbering_alike(plain, tmp_path):
     options = dict(cache_type="local-disk", cache_location=str(tmp_path), cache_size_limit=10 ** 8, seed=4)
     passes = []
     for _ in range(2):
@@ -174,7 +174,8 @@ def test_the_cache_serves_a_plan_over_files_apart_from_the_listing_numbering(pla
     (first, d1), (second, d2) = passes
     assert first == second and sorted(first) == list(range(TOTAL))
     assert d1["cache_hits"] == 0 and d2["cache_hits"] == d2["cache_requests"] == sum(ROW_GROUPS)
-    # A reader that numbers pieces by the listing (sharding needs it) does not take the file-numbered entries.
+    # Entries are keyed by file and row group: a reader that numbers pieces by the listing (sharding needs it)
+    # takes the entries the plan over files left.
     with make_batch_reader(plain.as_uri(), cur_shard=0, shard_count=1, **options) as listed:
         assert sorted(i for batch in listed for i in batch.id) == list(range(TOTAL))
-        assert listed.diagnostics["cache_hits"] == 0
+        assert listed.diagnostics["cache_hits"] == sum(ROW_GROUPS)

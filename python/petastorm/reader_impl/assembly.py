@@ -8,7 +8,8 @@ from petastorm.parquet_store import FilePieces, ParquetStore
 from petastorm.reader_impl.filtering import plan_filters
 from petastorm.reader_impl.loaders import ItemLoader
 from petastorm.reader_impl.options import ReaderOptions
-from petastorm.reader_impl.planning import ReadPlan, plan_file_reads, plan_reads, plans_by_file
+from petastorm.reader_impl.file_planning import plan_file_reads, plans_by_file
+from petastorm.reader_impl.planning import ReadPlan, plan_reads
 from petastorm.reader_impl.pools import cpu_count, make_pool
 from petastorm.reader_impl.row_group_io import ParquetFileCache
 from petastorm.etl.dataset_metadata import footer_row_groups, listed_row_groups

@@ -207,12 +207,11 @@ class ItemLoader:
     def _cache_key(self, item: WorkItem) -> str:
         from petastorm.cache import cache_key
 
-        extra = {"kind": "batch" if self._batched else "rows", "start": item.start, "stop": item.stop,
-                 "part": item.drop_partition, "parts": item.num_drop_partitions,
+        piece = self._pieces[item.piece_index]  # the file and row group: the same under either piece numbering
+        extra = {"file": piece.path, "kind": "batch" if self._batched else "rows", "start": item.start,
+                 "stop": item.stop, "part": item.drop_partition, "parts": item.num_drop_partitions,
                  "filters": str(self._filter.expression) if self._filter is not None else None}
-        if isinstance(self._pieces, FilePieces):  # piece indexes numbered by file (see FilePieces)
-            extra["numbering"] = "files"
-        return cache_key(self._dataset_key, item.piece_index, self._columns, None, extra)
+        return cache_key(self._dataset_key, piece.row_group, self._columns, None, extra)
 
     def _predicate_frame(self, columns: dict) -> pd.DataFrame:
         return pd.DataFrame({name: (list(columns[name]) if columns[name].ndim > 1 else columns[name])

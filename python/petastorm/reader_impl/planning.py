@@ -4,31 +4,26 @@ Independent of how row groups are read: the output is, for every epoch, a sequen
 :class:`WorkItem`), each naming a piece index and a row range. Every order is a pure function of ``(seed, epoch)``
 (drawn by :mod:`~petastorm.reader_impl.shuffling`), which is what makes iteration reproducible and resumable.
 
-Two kinds of plan: when the metadata lists the row groups (Petastorm datasets), or when an option needs all of
-them up front (``filters``, a row-group selector, sharding, a shuffle buffer), a piece index is a position in the
-dataset's row-group listing and an epoch's order is a permutation of all its row groups. Otherwise (plain Parquet)
-the plan is over files (:class:`~petastorm.parquet_store.FilePieces` indexes): an epoch permutes the files, then
-each file's row groups, and a file's footer is read when the reader reaches it, so the first row does not wait
-for every footer.
+This module plans over the dataset's row-group listing: a piece index is a position in it and an epoch's order is a
+permutation of all the selected row groups. That is the plan when the metadata lists the row groups (Petastorm
+datasets), or when an option needs all of them up front (``filters``, a row-group selector, sharding, a shuffle
+buffer). Plain Parquet is otherwise planned over files: :mod:`~petastorm.reader_impl.file_planning`.
 """
 from __future__ import annotations
 
 import math
 import secrets
-import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
-from petastorm.errors import NoDataAvailableError, PetastormMetadataError
-from petastorm.etl.dataset_metadata import count_row_groups
+from petastorm.errors import NoDataAvailableError
 from petastorm.etl.rowgroup_index_metadata import get_row_group_indexes
-from petastorm.parquet_store import MAX_ROW_GROUPS_PER_FILE, FilePieces, ParquetStore, RowGroupPiece, partition_keys_of
+from petastorm.parquet_store import ParquetStore, RowGroupPiece
 from petastorm.predicates import PredicateBase
-from petastorm.reader_impl.shuffling import (FILE_ROW_GROUPS, FILES, ROW_GROUPS, legacy_shard_permutation,
-                                             permutation)
+from petastorm.reader_impl.shuffling import ROW_GROUPS, legacy_shard_permutation, permutation
 from petastorm.selectors import RowGroupSelectorBase
 from petastorm.unischema import Unischema
 
@@ -53,43 +48,12 @@ def new_base_seed() -> int:
     return secrets.randbits(62)
 
 
-class FileRowGroups:
-    """The row-group counts of a store's data files, read from their footers the first time they are asked for
-    (and kept: later epochs read no footer)."""
-
-    def __init__(self, store: ParquetStore, files: FilePieces):
-        self._store, self._paths = store, files.files
-        self._counts: dict[int, int] = {}
-        self._lock = threading.Lock()
-
-    def counts(self, file_indexes: Sequence[int]) -> list[int]:
-        """The row-group count of each file of ``file_indexes`` (positions in the sorted file list)."""
-        with self._lock:
-            missing = [index for index in file_indexes if index not in self._counts]
-            if missing:
-                for index, count in zip(missing, count_row_groups(self._store, [self._paths[i] for i in missing])):
-                    if count >= MAX_ROW_GROUPS_PER_FILE:
-                        raise PetastormMetadataError(
-                            f"{self._store.full_path(self._paths[index])} has {count} row groups; a data file may "
-                            f"have at most {MAX_ROW_GROUPS_PER_FILE - 1}")
-                    self._counts[index] = count
-            return [self._counts[index] for index in file_indexes]
-
-    def total(self, file_indexes: Sequence[int]) -> int | None:
-        """The row groups of ``file_indexes`` together, or None while a footer of them is still unread."""
-        with self._lock:
-            if any(index not in self._counts for index in file_indexes):
-                return None
-            return sum(self._counts[index] for index in file_indexes)
-
-
 @dataclass(frozen=True)
 class ReadPlan:
     """The selected piece indexes, the predicate left for the row-group reader, and the epoch/shuffle settings.
 
     ``segments`` are the ``(piece_index, start, stop)`` row ranges this reader (shard) reads each epoch. A plan over
-    files has none: ``files`` are the selected positions in the sorted file list, whose row groups ``row_groups``
-    counts on demand (see the module's docstring).
+    files is a :class:`~petastorm.reader_impl.file_planning.FileReadPlan`.
     """
 
     piece_indexes: tuple[int, ...]
@@ -102,23 +66,15 @@ class ReadPlan:
     segment_rows: tuple[int | None, ...] = ()
     shuffle_buffer_size: int | None = None
     stats: dict = field(default_factory=dict, compare=False)
-    files: tuple[int, ...] = ()
-    row_groups: FileRowGroups | None = field(default=None, compare=False)
 
     @property
     def is_empty(self) -> bool:
         """True when no row group is left to read."""
-        return not self.segments and not self.files
+        return not self.segments
 
     def diagnostics(self) -> dict:
-        """The selection counters (``stats``); for a plan over files, ``row_groups_selected`` (and
-        ``row_groups_total`` when no file was pruned) are None until every selected file's footer was read."""
-        stats = dict(self.stats)
-        if self.row_groups is not None:
-            selected = self.row_groups.total(self.files)
-            stats["row_groups_selected"] = selected
-            stats["row_groups_total"] = selected if stats["files_selected"] == stats["files_total"] else None
-        return stats
+        """The selection counters."""
+        return dict(self.stats)
 
     def epoch_items(self, epoch: int) -> list[WorkItem]:
         """Every work item of ``epoch``; the order is drawn from ``(seed, epoch)`` when shuffling."""
@@ -137,10 +93,7 @@ class ReadPlan:
 
     def epoch_units(self, epoch: int) -> Sequence[list[WorkItem]]:
         """The items of ``epoch`` grouped into units: one item each, or, with a shuffle buffer, consecutive items
-        whose rows (by the row-group metadata) fit in ``shuffle_buffer_size`` (at least one item per unit). A plan
-        over files gives a :class:`FileUnits`."""
-        if self.row_groups is not None:
-            return FileUnits(self, epoch)
+        whose rows (by the row-group metadata) fit in ``shuffle_buffer_size`` (at least one item per unit)."""
         items = self.epoch_items(epoch)
         if not self.shuffle_buffer_size:
             return [[item] for item in items]
@@ -161,55 +114,11 @@ class ReadPlan:
 
     def fingerprint(self) -> list:
         """What a saved iteration state must match to be resumed by this plan."""
-        if self.row_groups is not None:
-            return ["files", len(self.files), hash(self.files) & 0xFFFFFFFF, self.num_drop_partitions,
-                    bool(self.shuffle_row_groups)]
         return [len(self.segments), hash(self.segments) & 0xFFFFFFFF, self.num_drop_partitions,
                 bool(self.shuffle_row_groups), self.shuffle_buffer_size or 0]
 
 
-class FileUnits:
-    """The units (one work item each) of one epoch of a plan over files: the files in an order drawn from
-    ``(seed, epoch)``, each file's row groups (times drop partitions) in an order drawn from ``(seed, epoch,
-    file)``. Indexed like a list; the footers are read when a unit of their file is first asked for, a batch of
-    files at a time (one for the first unit, then twice as many each time, up to 64)."""
-
-    _MAX_BATCH = 64
-
-    def __init__(self, plan: ReadPlan, epoch: int):
-        self._plan, self._epoch = plan, epoch
-        files = list(plan.files)
-        if plan.shuffle_row_groups and len(files) > 1:
-            files = [files[i] for i in permutation(len(files), plan.seed, epoch, FILES)]
-        self._files, self._expanded, self._batch = files, 0, 1
-        self._units: list[list[WorkItem]] = []
-
-    def __getitem__(self, index: int) -> list[WorkItem]:
-        while index >= len(self._units) and self._expanded < len(self._files):
-            self._expand()
-        return self._units[index]
-
-    def __len__(self) -> int:
-        while self._expanded < len(self._files):
-            self._expand()
-        return len(self._units)
-
-    def _expand(self) -> None:
-        plan = self._plan
-        batch = self._files[self._expanded:self._expanded + self._batch]
-        self._expanded += len(batch)
-        self._batch = min(2 * self._batch, self._MAX_BATCH)
-        parts = plan.num_drop_partitions
-        for file_index, count in zip(batch, plan.row_groups.counts(batch)):
-            items = [WorkItem(FilePieces.index(file_index, row_group), part, parts)
-                     for row_group in range(count) for part in range(parts)]
-            if plan.shuffle_row_groups and len(items) > 1:
-                order = permutation(len(items), plan.seed, self._epoch, FILE_ROW_GROUPS, file_index)
-                items = [items[i] for i in order]
-            self._units.extend([item] for item in items)
-
-
-def _apply_predicate_on_partitions(pieces: Sequence[RowGroupPiece], schema: Unischema,
+def apply_predicate_on_partitions(pieces: Sequence[RowGroupPiece], schema: Unischema,
                                    predicate: PredicateBase | None,
                                    partition_names: Sequence[str]) -> tuple[list[int], PredicateBase | None]:
     """Resolves a predicate on the (single) Hive partition column from the paths; otherwise leaves it to the
@@ -295,7 +204,7 @@ def equal_shard_segments(indexes: Sequence[int], rows: Sequence[int], cur_shard:
     return segments
 
 
-def _check_plan_args(num_epochs: Any, shuffle_row_drop_partitions: Any, shard_mode: Any,
+def check_plan_args(num_epochs: Any, shuffle_row_drop_partitions: Any, shard_mode: Any,
                      shuffle_buffer_size: Any, seed: Any) -> None:
     if num_epochs is not None and (not isinstance(num_epochs, int) or isinstance(num_epochs, bool)
                                    or num_epochs < 1):
@@ -323,9 +232,9 @@ def plan_reads(store: ParquetStore, pieces: Sequence[RowGroupPiece], schema: Uni
     :param row_counts: callable ``piece_index -> rows`` (footer row counts); needed by ``shard_mode='equal'`` and
         the shuffle buffer.
     """
-    _check_plan_args(num_epochs, shuffle_row_drop_partitions, shard_mode, shuffle_buffer_size, seed)
+    check_plan_args(num_epochs, shuffle_row_drop_partitions, shard_mode, shuffle_buffer_size, seed)
     stats = {"row_groups_total": len(pieces)}
-    indexes, worker_predicate = _apply_predicate_on_partitions(pieces, schema, predicate, store.partition_names)
+    indexes, worker_predicate = apply_predicate_on_partitions(pieces, schema, predicate, store.partition_names)
     stats["row_groups_pruned_by_predicate"] = len(pieces) - len(indexes)
     if rowgroup_selector is not None:
         before = len(indexes)
@@ -355,31 +264,3 @@ def plan_reads(store: ParquetStore, pieces: Sequence[RowGroupPiece], schema: Uni
     return ReadPlan(tuple(indexes), worker_predicate, shuffle_row_drop_partitions, shuffle_row_groups,
                     num_epochs, int(seed) if seed is not None else new_base_seed(), tuple(segments),
                     tuple(segment_rows), shuffle_buffer_size or None, stats)
-
-
-def plans_by_file(rowgroup_selector: Any, cur_shard: Any, shard_count: Any, shuffle_buffer_size: Any,
-                  filters: Any) -> bool:
-    """Whether a store without a row-group listing can be planned over files (see the module's docstring): not
-    when ``filters``, a row-group selector, sharding or a shuffle buffer need every row group up front."""
-    return (rowgroup_selector is None and cur_shard is None and shard_count is None and not shuffle_buffer_size
-            and not filters)
-
-
-def plan_file_reads(store: ParquetStore, files: FilePieces, schema: Unischema, predicate: PredicateBase | None = None,
-                    shuffle_row_groups: bool = True, shuffle_row_drop_partitions: int = 1,
-                    num_epochs: int | None = 1, seed: int | None = None) -> ReadPlan:
-    """A plan over the data files ``files`` (a predicate on the Hive partition column prunes files by their
-    paths); no footer is read here."""
-    _check_plan_args(num_epochs, shuffle_row_drop_partitions, "row-group", None, seed)
-    if predicate is None:
-        selected, worker_predicate = list(range(len(files.files))), None
-    else:
-        by_path = [RowGroupPiece(path, 0, partition_keys_of(path)) for path in files.files]
-        selected, worker_predicate = _apply_predicate_on_partitions(by_path, schema, predicate,
-                                                                    store.partition_names)
-    stats = {"files_total": len(files.files), "files_selected": len(selected)}
-    if not selected:
-        warnings.warn("No data files are left to read after the predicate")
-    return ReadPlan((), worker_predicate, shuffle_row_drop_partitions, shuffle_row_groups, num_epochs,
-                    int(seed) if seed is not None else new_base_seed(), stats=stats, files=tuple(selected),
-                    row_groups=FileRowGroups(store, files))
