@@ -12,7 +12,7 @@ pyarrow). Medians of the repetitions, and the ratio to the reference.
 First epoch: ``make_batch_reader`` and ``make_reader`` over ``reader_suite``'s tensor dataset (20,000 rows, and
 the same at 100,000 rows), 3 epochs in one reader (set-up timed apart); the first epoch's rows/s over the median of
 epochs 2-3, per repetition, each in a fresh process (the first epoch of a process is the one that pays first-touch
-costs).
+costs). The reference, in the same run: pyarrow reading the same row groups (no decoding) on 1 and on 2 threads.
 """
 from __future__ import annotations
 
@@ -154,6 +154,24 @@ reader.stop(); reader.join()
 print(json.dumps([per_epoch / (b - a) for a, b in zip(times, times[1:])]))
 """
 
+# The reference: pyarrow itself reading the same row groups (no decoding), on 1 thread and on 2 (our default
+# workers on this machine), 3 epochs in a fresh process; its first epoch pays the same first-touch costs.
+_PYARROW_CHILD = """
+import glob, json, os, time
+from concurrent.futures import ThreadPoolExecutor
+import pyarrow.parquet as pq
+paths = sorted(glob.glob(os.path.join({path!r}, "*.parquet")))
+pieces = [(path, rg) for path in paths for rg in range(pq.read_metadata(path).num_row_groups)]
+times = [time.perf_counter()]
+with ThreadPoolExecutor({threads}) as pool:  # a ParquetFile per read: one is not safe to share between threads
+    for _ in range(3):
+        for table in pool.map(lambda piece: pq.ParquetFile(piece[0]).read_row_group(piece[1], use_threads=False),
+                              pieces):
+            del table
+        times.append(time.perf_counter())
+print(json.dumps([{rows} / (b - a) for a, b in zip(times, times[1:])]))
+"""
+
 
 def first_epoch(workdir: str, repetitions: int, quick: bool, log: Callable) -> dict:
     """Both readers over ``reader_suite``'s tensor dataset, and (full runs) over the same dataset at 100,000 rows:
@@ -166,16 +184,19 @@ def first_epoch(workdir: str, repetitions: int, quick: bool, log: Callable) -> d
     for name, sizes in cases:
         path = reader_suite.generate(os.path.join(workdir, "reader-suite" if name == "tensor" else name),
                                      sizes)["tensor"]
+        children = {f"pyarrow, {n} thread{'s' if n > 1 else ''}": _PYARROW_CHILD.format(
+            path=path, threads=n, rows=sizes["tensor_rows"]) for n in (1, 2)}
         for factory, batched in (("make_batch_reader", True), ("make_reader", False)):
+            children[factory] = _EPOCH_CHILD.format(python=os.path.join(HERE, "..", "python"), factory=factory,
+                                                    url="file://" + path, rows=sizes["tensor_rows"], batched=batched)
+        for label, code in children.items():
             ratios, rates = [], []
             for _ in range(repetitions):
-                code = _EPOCH_CHILD.format(python=os.path.join(HERE, "..", "python"), factory=factory,
-                                           url="file://" + path, rows=sizes["tensor_rows"], batched=batched)
                 epochs = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                                                    text=True).stdout.strip().splitlines()[-1])
                 rates.append([round(r) for r in epochs])
                 ratios.append(epochs[0] / statistics.median(epochs[1:]))
-            key = factory if name == "tensor" else f"{factory} {name}"
+            key = label if name == "tensor" else f"{label} {name}"
             results[key] = {"epoch_rows_per_s": rates, "first_over_later": round(statistics.median(ratios), 2)}
             log(f"  {key:<30} epochs (rows/s) {rates}   first / median(2-3): {statistics.median(ratios):.2f}")
     return results
