@@ -9,16 +9,22 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.8
 VERSION := $(shell cat VERSION)
 # One jar per Spark line, named as the artifacts are: petastorm-spark-<Spark line>_<Scala binary>-<version>.jar.
-# LINES: what `make jars` and `make publish-local` build (the Spark releases of each line: build.sbt's sparkLines).
-# The default line is the pinned pyspark's, built against that pyspark's own jars (`make jar`, `make test`).
-LINES ?= 3.5_2.12 3.5_2.13 4.0_2.13 4.1_2.13 4.2_2.13 4.3_2.13
-PYSPARK_LINE := $(shell sed -n 's/^pyspark==\([0-9]*\.[0-9]*\).*/\1/p' requirements/dev.lock)
-DEFAULT_LINE := $(PYSPARK_LINE)_$(if $(filter 3.%,$(PYSPARK_LINE)),2.12,2.13)
+# The supported lines are the rows of project/spark-lines.txt (build.sbt reads it too), here as
+# <line>_<Scala binary>:<the pyspark of its focused suite>. Rows are the lines that start with a digit (a `#`
+# inside $(shell) needs GNU make 4.3).
+SPARK_LINE_ROWS := $(shell awk '/^[0-9]/ { split($$2, v, "."); print $$1 "_" v[1] "." v[2] ":" $$8 }'   project/spark-lines.txt)
+ALL_LINES := $(foreach row,$(SPARK_LINE_ROWS),$(firstword $(subst :, ,$(row))))
+# LINES: what `make jars` and `make publish-local` build.
+LINES ?= $(ALL_LINES)
+PYSPARK_VERSION := $(shell sed -n 's/^pyspark==\([^ ;]*\).*/\1/p' requirements/dev.lock)
+# The default line is the pinned pyspark's (with the line's first Scala binary), built against that pyspark's own
+# jars (`make jar`, `make test`).
+DEFAULT_LINE := $(firstword $(filter $(shell echo $(PYSPARK_VERSION) | cut -d. -f1,2)_%,$(ALL_LINES)))
 JARS_DIR := python/petastorm/jars
 JAR := $(JARS_DIR)/petastorm-spark-$(DEFAULT_LINE)-$(VERSION).jar
 ALL_JARS := $(foreach line,$(LINES),$(JARS_DIR)/petastorm-spark-$(line)-$(VERSION).jar)
 DEPS_STAMP := $(VENV)/.deps-$(shell cat requirements/dev.lock pyproject.toml VERSION | cksum | cut -d' ' -f1)
-SCALA_SOURCES := $(shell find scala/src/main -type f) build.sbt project/build.properties VERSION
+SCALA_SOURCES := $(shell find scala/src/main -type f) build.sbt project/spark-lines.txt project/build.properties VERSION
 SBT := build/sbt
 PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 300
@@ -36,12 +42,13 @@ demo: $(DEPS_STAMP) $(JAR)
 
 test: test-scala test-python test-lines
 
-# The other Spark lines, each in its own virtualenv with that line's newest pyspark (scripts/spark-line-venv.sh,
-# rebuilt when the script or the lock changes): the focused suite against the line's jar (jar_path() picks it):
+# The other Spark lines, each in its own virtualenv with that line's newest pyspark (the pyspark column of
+# project/spark-lines.txt; scripts/spark-line-venv.sh, rebuilt when the script or the lock changes): the focused
+# suite against the line's jar (jar_path() picks it):
 # the data source round trip of every codec, the SQL functions, the tensor UDT, the converter, --packages and the
 # wheel. The 3.5 line with Scala 2.13 has no pyspark on PyPI: its jar runs the ScalaTest suite against Spark
 # 3.5 from Maven Central (and so does each line in test-scala-lines, which `make test` does not run).
-MATRIX := 3.5_2.12:3.5.9 4.0_2.13:4.0.5 4.1_2.13:4.1.4 4.2_2.13:4.2.1
+MATRIX := $(filter-out %:-,$(SPARK_LINE_ROWS))
 LINE_SUITE := tests/test_spark_datasource.py tests/test_spark_tensor.py tests/test_spark_image_functions.py \
   tests/test_spark_converter.py tests/test_packaging.py
 LINE_VENV_KEY := $(shell cat scripts/spark-line-venv.sh requirements/dev.lock pyproject.toml | cksum | cut -d' ' -f1)
@@ -139,9 +146,9 @@ clean:
 # hadoop-client-api jar), for tests/test_s3a.py (the JVM against a local moto S3 server). Fetched once through
 # Maven (~/.m2 caches it) into target/hadoop-aws/*.jar. hadoop-aws declares Hadoop itself `provided`, so nothing
 # Spark already ships (hadoop-client-api/-runtime) is copied: hadoop-aws, the shaded SDK `bundle`, and two small
-# runtime jars.
+# runtime jars. Fetched again only when the pinned pyspark changes, since its jars set the Hadoop version.
 HADOOP_AWS_DIR := target/hadoop-aws
-HADOOP_AWS_STAMP := $(HADOOP_AWS_DIR)/.fetched-$(shell cksum < requirements/dev.lock | cut -d' ' -f1)
+HADOOP_AWS_STAMP := $(HADOOP_AWS_DIR)/.fetched-for-pyspark-$(PYSPARK_VERSION)
 
 .PHONY: hadoop-aws
 hadoop-aws: $(HADOOP_AWS_STAMP)

@@ -4,8 +4,8 @@
 // petastorm-spark-4.3_2.13). Spark is always `provided` (listed so in the POM).
 //
 // The line is chosen by environment variables (the Makefile's `make jars` loops over them):
-//   PETASTORM_SPARK_LINE  3.5 | 4.0 | 4.1 | 4.2 | 4.3   default: the line of the pyspark pinned in requirements/dev.lock
-//   PETASTORM_SCALA       2.12 | 2.13                   default: the line's first Scala binary in `sparkLines`
+//   PETASTORM_SPARK_LINE  a line of project/spark-lines.txt   default: the pinned pyspark's (requirements/dev.lock)
+//   PETASTORM_SCALA       2.12 | 2.13                         default: the line's first Scala binary there
 // and where Spark's jars come from by PETASTORM_SPARK_FROM:
 //   pyspark  compile and test against the jars that the pinned pyspark ships (pyspark/jars of .venv, or
 //            SPARK_JARS_DIR): the default for the pinned pyspark's line (`make jar`, `make test`); the Spark
@@ -13,8 +13,9 @@
 //   maven    fetch Spark from Maven Central as `provided` dependencies: the default for every other line, and for
 //            the pinned line where no virtualenv exists (`make publish-local`).
 // Each line builds under its own target/spark-<line>_<Scala binary>/, so switching lines never recompiles another.
-// Code that differs between Spark lines lives in scala/src/{main,test}/spark-<dir>/ (listed per line below); the few
-// Scala 2.13 collections that 2.12 lacks, under one name, in scala/src/main/scala-<Scala binary>/.
+// Code that differs between Spark lines lives in scala/src/{main,test}/spark-<dir>/ (the line's shims in
+// project/spark-lines.txt); the few Scala 2.13 collections that 2.12 lacks, under one name, in
+// scala/src/main/scala-<Scala binary>/.
 import scala.sys.process._
 
 val projectVersion = IO.read(file("VERSION")).trim
@@ -26,49 +27,49 @@ val pinnedSparkVersion: String = {
     .getOrElse(sys.error(s"No `pyspark==<version>` pin in $lock"))
     .replaceAll("""\.dev(\d+)$""", "-preview$1")
 }
-def lineOf(sparkVersion: String): String = sparkVersion.split('.').take(2).mkString(".")
+// The first two components of a version: the line of a Spark release, the binary of a Scala release.
+def majorMinor(version: String): String = version.split('.').take(2).mkString(".")
+val pinnedLine = majorMinor(pinnedSparkVersion)
 
-// THE table of supported Spark lines, one row each:
-//   line, Spark release built against (the newest patch Maven Central serves), the Scala releases Spark's own POM
-//   uses per Scala binary (the first is the line's default), the bytecode's --release (Spark 3.5 still runs on
-//   Java 8 and 11), libthrift as Spark ships it (FooterKeyValues reads footers with it), and the shim folders
-//   scala/src/<main|test>/spark-<folder> of the line.
-// The pinned pyspark's line always builds against the pinned release (4.3.0 is not on Maven Central: pyspark mode).
-val sparkLines = Seq(
-  ("3.5", "3.5.9", Seq("2.12.18", "2.13.8"), "8", "0.12.0", Seq("3.5")),
-  ("4.0", "4.0.4", Seq("2.13.16"), "17", "0.16.0", Seq("4.x")),
-  ("4.1", "4.1.3", Seq("2.13.17"), "17", "0.16.0", Seq("4.x")),
-  ("4.2", "4.2.0", Seq("2.13.18"), "17", "0.16.0", Seq("4.x")),
-  ("4.3", "4.3.0", Seq("2.13.18"), "17", "0.16.0", Seq("4.x"))
-)
-// The tests also need spark-mllib (ml.linalg vectors), at the line's release, except where the Maven Central mirror
-// this build was made on lacks it at that patch: there the newest patch of the line it serves (`<line>_<Scala>`).
-val testMllibServedHere = Map("3.5_2.13" -> "3.5.6", "4.0_2.13" -> "4.0.1", "4.1_2.13" -> "4.1.0")
+// THE table of supported Spark lines is project/spark-lines.txt (the Makefile reads it too; its header says what
+// each column holds): one row per artifact, the line's first row giving its default Scala binary.
+val sparkLineColumns = Seq("line", "scala", "spark", "java", "libthrift", "shims", "test-mllib", "pyspark")
+val sparkLineRows: Seq[Map[String, String]] = IO.readLines(file("project/spark-lines.txt")).map(_.trim)
+  .filter(row => row.nonEmpty && !row.startsWith("#"))
+  .map { row =>
+    val fields = row.split("""\s+""").toSeq
+    if (fields.size != sparkLineColumns.size)
+      sys.error(s"project/spark-lines.txt: expected ${sparkLineColumns.size} columns in `$row`")
+    sparkLineColumns.zip(fields).toMap
+  }
 
-val selectedLine = {
-  val wanted = sys.env.get("PETASTORM_SPARK_LINE").map(_.trim).filter(_.nonEmpty).getOrElse(lineOf(pinnedSparkVersion))
-  val row = sparkLines.find(_._1 == wanted).getOrElse(sys.error(
-    s"PETASTORM_SPARK_LINE=$wanted: supported Spark lines are ${sparkLines.map(_._1).mkString(", ")}"))
-  if (row._1 == lineOf(pinnedSparkVersion)) row.copy(_2 = pinnedSparkVersion) else row
+val sparkLine = sys.env.get("PETASTORM_SPARK_LINE").map(_.trim).filter(_.nonEmpty).getOrElse(pinnedLine)
+val rowsOfLine: Seq[Map[String, String]] = sparkLineRows.filter(_("line") == sparkLine) match {
+  case Seq() => sys.error(s"PETASTORM_SPARK_LINE=$sparkLine: supported Spark lines are " +
+    sparkLineRows.map(_("line")).distinct.mkString(", "))
+  case rows => rows
 }
-val sparkLine = selectedLine._1
-val sparkVersion = selectedLine._2
-val lineScalaVersions = selectedLine._3
-val javaRelease = selectedLine._4
-val libthriftVersion = selectedLine._5
-val shimFolders = selectedLine._6
-val buildScalaVersion: String = sys.env.get("PETASTORM_SCALA").map(_.trim).filter(_.nonEmpty) match {
-  case None => lineScalaVersions.head
-  case Some(binary) => lineScalaVersions.find(_.startsWith(binary + ".")).getOrElse(sys.error(
-    s"PETASTORM_SCALA=$binary: Spark $sparkLine is built for Scala ${lineScalaVersions.map(binaryOf).mkString(", ")}"))
+val selectedRow: Map[String, String] = sys.env.get("PETASTORM_SCALA").map(_.trim).filter(_.nonEmpty) match {
+  case None => rowsOfLine.head
+  case Some(binary) => rowsOfLine.find(row => majorMinor(row("scala")) == binary).getOrElse(sys.error(
+    s"PETASTORM_SCALA=$binary: Spark $sparkLine is built for Scala " +
+      rowsOfLine.map(row => majorMinor(row("scala"))).mkString(", ")))
 }
-def binaryOf(scalaVersion: String): String = scalaVersion.split('.').take(2).mkString(".")
-val scalaBinary: String = binaryOf(buildScalaVersion)
+// The pinned pyspark's line builds against the pinned release, whatever the table says.
+val sparkVersion = if (sparkLine == pinnedLine) pinnedSparkVersion else selectedRow("spark")
+val buildScalaVersion = selectedRow("scala")
+val scalaBinary = majorMinor(buildScalaVersion)
+val javaRelease = selectedRow("java")
+val libthriftVersion = selectedRow("libthrift")
+val shimFolders = selectedRow("shims").split(',').toSeq
+// The tests also need spark-mllib (ml.linalg vectors): at the line's release, or at the table's test-mllib release
+// where the Maven Central mirror in use lacks the line's.
+val testMllibVersion = Some(selectedRow("test-mllib")).filter(_ != "-").getOrElse(sparkVersion)
 
 val sparkFrom: String = sys.env.get("PETASTORM_SPARK_FROM").map(_.trim.toLowerCase).filter(_.nonEmpty) match {
   case Some(from @ ("pyspark" | "maven")) => from
   case Some(other) => sys.error(s"PETASTORM_SPARK_FROM=$other: expected `pyspark` or `maven`")
-  case None => if (sparkLine == lineOf(pinnedSparkVersion) && buildScalaVersion == lineScalaVersions.head) "pyspark" else "maven"
+  case None => if (sparkLine == pinnedLine && selectedRow == rowsOfLine.head) "pyspark" else "maven"
 }
 
 // Spark's jars from the project's virtualenv (or SPARK_JARS_DIR): the same release pyspark runs.
@@ -105,8 +106,7 @@ val sparkSettings: Seq[Setting[_]] = sparkFrom match {
   )
   case "maven" => Seq(
     libraryDependencies ++= providedModules.map(_ % Provided),
-    libraryDependencies += "org.apache.spark" %% "spark-mllib" %
-      testMllibServedHere.getOrElse(s"${sparkLine}_$scalaBinary", sparkVersion) % Test
+    libraryDependencies += "org.apache.spark" %% "spark-mllib" % testMllibVersion % Test
   )
 }
 

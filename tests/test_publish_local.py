@@ -28,8 +28,8 @@ COURSIER_CACHE = Path(os.environ.get("COURSIER_CACHE", Path.home() / ".cache" / 
 POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 
 # What a Scala-only clone needs for `make publish-local` (plus the files the Makefile reads when it is parsed).
-BUILD_FILES = ["build.sbt", "project/build.properties", "build", "scala", "VERSION", "requirements/dev.lock",
-               "Makefile", "pyproject.toml", "scripts/legacy-venv.sh"]
+BUILD_FILES = ["build.sbt", "project/spark-lines.txt", "project/build.properties", "build", "scala", "VERSION",
+               "requirements/dev.lock", "Makefile", "pyproject.toml", "scripts/legacy-venv.sh"]
 
 
 def pinned_spark_version(lock_text):
