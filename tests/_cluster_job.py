@@ -11,6 +11,7 @@ import json
 import sys
 
 import numpy as np
+from _tensor_json import tensor_to_json
 
 ROWS = 6
 PHOTO_SHAPE = (8, 8, 3)
@@ -22,10 +23,6 @@ def expected(i):
         "photo": ((i * 11 + np.arange(int(np.prod(PHOTO_SHAPE)))) % 256).astype(np.uint8).reshape(PHOTO_SHAPE),
         "drawn": ((i * 5 + np.arange(48) * 3) % 256).astype(np.uint8).reshape(4, 4, 3),
     }
-
-
-def _plain(value):
-    return {"dtype": str(value.dtype), "shape": list(value.shape), "data": np.asarray(value).ravel().tolist()}
 
 
 def main(images_dir, url, result_path):
@@ -41,7 +38,8 @@ def main(images_dir, url, result_path):
         " array(4, 4, 3), 'uint8'), 'png')) AS drawn")
     df.write.format("petastorm").option("codec.photo", "png").option("codec.drawn", "png").save(url)
     back = spark.read.format("petastorm").load(url)
-    rows = [{"id": r.id, "vec": _plain(r.vec), "photo": _plain(r.photo), "drawn": _plain(r.drawn)}
+    rows = [{"id": r.id, "vec": tensor_to_json(r.vec), "photo": tensor_to_json(r.photo),
+             "drawn": tensor_to_json(r.drawn)}
             for r in back.orderBy("id").collect()]
     sc = spark.sparkContext
     result = {"master": sc.master, "executors": len(sc._jsc.sc().statusTracker().getExecutorInfos()) - 1,

@@ -15,6 +15,7 @@ import sys
 import traceback
 
 import numpy as np
+from _tensor_json import tensor_to_json
 
 READY = "S3A DRIVER READY"
 ACCESS_KEY = SECRET_KEY = "testing"
@@ -90,11 +91,6 @@ def _frame(spark, start, stop, partitions=2, fail_at=None, null_at=None):
     return df
 
 
-def _tensor(value):
-    return None if value is None else {"dtype": str(value.dtype), "shape": list(value.shape),
-                                       "data": np.asarray(value).ravel().tolist()}
-
-
 def op_write(spark, url, start, stop, mode="errorifexists", **frame_args):
     (_frame(spark, start, stop, **frame_args).write.format("petastorm").option("codec.img", "png")
      .mode(mode).save(url))
@@ -104,7 +100,7 @@ def op_write(spark, url, start, stop, mode="errorifexists", **frame_args):
 def op_read(spark, url):
     """Every row of the dataset at `url` through `format("petastorm")`, by id, and the columns' petastorm metadata."""
     df = spark.read.format("petastorm").load(url)
-    rows = [{"id": r.id, "label": r.label, "vec": _tensor(r.vec), "img": _tensor(r.img)}
+    rows = [{"id": r.id, "label": r.label, "vec": tensor_to_json(r.vec), "img": tensor_to_json(r.img)}
             for r in df.orderBy("id").collect()]
     return {"rows": rows, "metadata": {f.name: f.metadata.get("petastorm") for f in df.schema.fields}}
 
@@ -116,7 +112,7 @@ def op_load_images(spark, paths, size=None, channels=None):
     df = spark.createDataFrame([(i, p) for i, p in enumerate(paths)], "n int, path string")
     # Sorted here, not by orderBy, whose sampling job would load every image (and count every failure) twice.
     rows = sorted(df.selectExpr("n", f"load_image({', '.join(args)}) AS image").collect(), key=lambda r: r.n)
-    return [_tensor(r.image) for r in rows]
+    return [tensor_to_json(r.image) for r in rows]
 
 
 def op_write_images(spark, paths, url, size):

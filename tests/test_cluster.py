@@ -11,6 +11,7 @@ import pytest
 from _cluster_job import PHOTO_SHAPE, ROWS, expected
 from _spark_processes import LoggedProcess, free_port, ivy_conf, petastorm_coordinates, published_pom, pyspark_home, \
     spark_env
+from _tensor_json import tensor_from_json
 from PIL import Image
 
 from petastorm import make_reader
@@ -92,16 +93,12 @@ def _submit(cluster, tmp_path, jar_args):
     return json.loads(result.read_text()), dataset
 
 
-def _array(tensor):
-    return np.array(tensor["data"], dtype=tensor["dtype"]).reshape(tensor["shape"])
-
-
 def _check(result, dataset, cluster):
     assert result["master"] == cluster.url and result["executors"] == 1, result
     assert [r["id"] for r in result["rows"]] == list(range(ROWS))
     for row in result["rows"]:
         for name, want in expected(row["id"]).items():
-            got = _array(row[name])
+            got = tensor_from_json(row[name])
             assert got.dtype == want.dtype and got.shape == want.shape, (name, row["id"])
             np.testing.assert_array_equal(got, want, err_msg=f"{name} of row {row['id']}")
     assert result["metadata"]["photo"] == {"dtype": "uint8", "shape": list(PHOTO_SHAPE), "codec": "png"}

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from _s3a_driver import IMG_SHAPE, READY, expected_row
 from _spark_processes import LoggedProcess, hadoop_aws_jars, spark_env
+from _tensor_json import tensor_from_json
 from PIL import Image
 
 from petastorm import make_batch_reader, make_reader
@@ -100,7 +101,7 @@ def _assert_rows(read, ids):
         want = expected_row(row["id"])
         assert row["label"] == want["label"]
         for name in ("vec", "img"):
-            got = np.array(row[name]["data"], dtype=row[name]["dtype"]).reshape(row[name]["shape"])
+            got = tensor_from_json(row[name])
             assert got.dtype == want[name].dtype and got.shape == want[name].shape, (name, row["id"])
             np.testing.assert_array_equal(got, want[name], err_msg=f"{name} of row {row['id']}")
 
@@ -243,10 +244,6 @@ def _images():
     return pictures, files
 
 
-def _array(tensor):
-    return None if tensor is None else np.array(tensor["data"], dtype=tensor["dtype"]).reshape(tensor["shape"])
-
-
 def test_load_image_reads_s3a_paths(driver, s3, tmp_path):
     client, options = s3
     pictures, files = _images()
@@ -262,14 +259,14 @@ def test_load_image_reads_s3a_paths(driver, s3, tmp_path):
     # The file's own pixels and channels, exactly.
     for name, got in zip(names, driver.call("load_images", paths=s3a_paths)):
         want = pictures[name] if pictures[name].ndim == 3 else pictures[name][:, :, None]
-        np.testing.assert_array_equal(_array(got), want, err_msg=name)
+        np.testing.assert_array_equal(tensor_from_json(got), want, err_msg=name)
     # Resized and converted: the same as from a local copy of the same bytes.
     for size, channels in (((4, 6), 3), ((12, 3), 1), ((5, 5), 4)):
         from_s3 = driver.call("load_images", paths=s3a_paths, size=size, channels=channels)
         from_disk = driver.call("load_images", paths=local_paths, size=size, channels=channels)
         for name, a, b in zip(names, from_s3, from_disk):
-            assert _array(a).shape == (*size, channels), name
-            np.testing.assert_array_equal(_array(a), _array(b), err_msg=f"{name} {size} {channels}")
+            assert tensor_from_json(a).shape == (*size, channels), name
+            np.testing.assert_array_equal(tensor_from_json(a), tensor_from_json(b), err_msg=f"{name} {size} {channels}")
     # A missing object is a null image, counted.
     failures = driver.call("image_failure_count")
     assert driver.call("load_images", paths=[_url("images/missing.png"), s3a_paths[0]])[0] is None
@@ -277,7 +274,7 @@ def test_load_image_reads_s3a_paths(driver, s3, tmp_path):
 
     # A dataset of images loaded from s3a, written to s3a, read by the Python reader through s3fs.
     driver.call("write_images", paths=s3a_paths, url=_url("image-ds"), size=[4, 6])
-    want = {p: _array(t) for p, t in zip(s3a_paths, driver.call("load_images", paths=local_paths, size=[4, 6],
+    want = {p: tensor_from_json(t) for p, t in zip(s3a_paths, driver.call("load_images", paths=local_paths, size=[4, 6],
                                                                   channels=3))}
     with make_reader(f"s3://{BUCKET}/image-ds", storage_options=options) as reader:
         got = {row.path: row.image for row in reader}
