@@ -27,9 +27,9 @@ class FileReadPlan(ReadPlan):
     """A plan over ``files``, the selected positions in ``pieces.files``; the row groups of a file are counted from
     its footer (read through ``store``, which keeps it) when a unit of the file is first asked for."""
 
-    files: tuple[int, ...] = ()
-    pieces: FilePieces | None = field(default=None, compare=False, repr=False)
-    store: ParquetStore | None = field(default=None, compare=False, repr=False)
+    files: tuple[int, ...] = field(kw_only=True)
+    pieces: FilePieces = field(compare=False, repr=False, kw_only=True)
+    store: ParquetStore = field(compare=False, repr=False, kw_only=True)
 
     @property
     def is_empty(self) -> bool:
@@ -55,6 +55,10 @@ class FileReadPlan(ReadPlan):
         stats["row_groups_selected"] = selected
         stats["row_groups_total"] = selected if stats["files_selected"] == stats["files_total"] else None
         return stats
+
+    def epoch_items(self, epoch: int) -> list[WorkItem]:
+        """Every work item of ``epoch`` in its order (every selected file's footer is read)."""
+        return [item for unit in self.epoch_units(epoch) for item in unit]
 
     def epoch_units(self, epoch: int) -> FileUnits:
         """The units of ``epoch``, one work item each; see :class:`FileUnits`."""

@@ -119,8 +119,8 @@ class ReadPlan:
 
 
 def apply_predicate_on_partitions(pieces: Sequence[RowGroupPiece], schema: Unischema,
-                                   predicate: PredicateBase | None,
-                                   partition_names: Sequence[str]) -> tuple[list[int], PredicateBase | None]:
+                                  predicate: PredicateBase | None,
+                                  partition_names: Sequence[str]) -> tuple[list[int], PredicateBase | None]:
     """Resolves a predicate on the (single) Hive partition column from the paths; otherwise leaves it to the
     row-group reader."""
     all_indexes = list(range(len(pieces)))
@@ -205,7 +205,8 @@ def equal_shard_segments(indexes: Sequence[int], rows: Sequence[int], cur_shard:
 
 
 def check_plan_args(num_epochs: Any, shuffle_row_drop_partitions: Any, shard_mode: Any,
-                     shuffle_buffer_size: Any, seed: Any) -> None:
+                    shuffle_buffer_size: Any, seed: Any) -> None:
+    """Raises a ``ValueError`` naming the first planning argument of a wrong type or value."""
     if num_epochs is not None and (not isinstance(num_epochs, int) or isinstance(num_epochs, bool)
                                    or num_epochs < 1):
         raise ValueError(f"num_epochs must be a positive int or None, got {num_epochs!r}")
