@@ -11,8 +11,12 @@ VERSION := $(shell cat VERSION)
 # One jar per Spark line, named as the artifacts are: petastorm-spark-<Spark line>_<Scala binary>-<version>.jar.
 # The supported lines are the rows of project/spark-lines.txt (build.sbt reads it too), here as
 # <line>_<Scala binary>:<the pyspark of its focused suite>. Rows are the lines that start with a digit (a `#`
-# inside $(shell) needs GNU make 4.3).
-SPARK_LINE_ROWS := $(shell awk '/^[0-9]/ { split($$2, v, "."); print $$1 "_" v[1] "." v[2] ":" $$8 }'   project/spark-lines.txt)
+# inside $(shell) needs GNU make 4.3); a row without its 8 columns stops make.
+SPARK_LINE_ROWS := $(shell awk '{ sub(/\r$$/, "") } /^[[:space:]]*[0-9]/ { split($$2, v, "."); \
+  print (NF == 8 ? $$1 "_" v[1] "." v[2] ":" $$8 : "BAD-ROW:" NR) }' project/spark-lines.txt)
+ifneq ($(filter BAD-ROW:%,$(SPARK_LINE_ROWS)),)
+$(error project/spark-lines.txt: expected 8 columns in row $(patsubst BAD-ROW:%,%,$(filter BAD-ROW:%,$(SPARK_LINE_ROWS))))
+endif
 ALL_LINES := $(foreach row,$(SPARK_LINE_ROWS),$(firstword $(subst :, ,$(row))))
 # LINES: what `make jars` and `make publish-local` build.
 LINES ?= $(ALL_LINES)
@@ -20,6 +24,9 @@ PYSPARK_VERSION := $(shell sed -n 's/^pyspark==\([^ ;]*\).*/\1/p' requirements/d
 # The default line is the pinned pyspark's (with the line's first Scala binary), built against that pyspark's own
 # jars (`make jar`, `make test`).
 DEFAULT_LINE := $(firstword $(filter $(shell echo $(PYSPARK_VERSION) | cut -d. -f1,2)_%,$(ALL_LINES)))
+ifeq ($(DEFAULT_LINE),)
+$(error pyspark $(PYSPARK_VERSION) of requirements/dev.lock: its Spark line is not in project/spark-lines.txt)
+endif
 JARS_DIR := python/petastorm/jars
 JAR := $(JARS_DIR)/petastorm-spark-$(DEFAULT_LINE)-$(VERSION).jar
 ALL_JARS := $(foreach line,$(LINES),$(JARS_DIR)/petastorm-spark-$(line)-$(VERSION).jar)
@@ -46,9 +53,10 @@ test: test-scala test-python test-lines
 # project/spark-lines.txt; scripts/spark-line-venv.sh, rebuilt when the script or the lock changes): the focused
 # suite against the line's jar (jar_path() picks it):
 # the data source round trip of every codec, the SQL functions, the tensor UDT, the converter, --packages and the
-# wheel. The 3.5 line with Scala 2.13 has no pyspark on PyPI: its jar runs the ScalaTest suite against Spark
-# 3.5 from Maven Central (and so does each line in test-scala-lines, which `make test` does not run).
+# wheel. A line without a pyspark on PyPI (3.5 with Scala 2.13) runs the ScalaTest suite instead, against its
+# Spark from Maven Central (and so does each line in test-scala-lines, which `make test` does not run).
 MATRIX := $(filter-out %:-,$(SPARK_LINE_ROWS))
+SCALATEST_LINES := $(filter-out $(DEFAULT_LINE),$(patsubst %:-,%,$(filter %:-,$(SPARK_LINE_ROWS))))
 LINE_SUITE := tests/test_spark_datasource.py tests/test_spark_tensor.py tests/test_spark_image_functions.py \
   tests/test_spark_converter.py tests/test_packaging.py
 LINE_VENV_KEY := $(shell cat scripts/spark-line-venv.sh requirements/dev.lock pyproject.toml | cksum | cut -d' ' -f1)
@@ -62,7 +70,8 @@ test-lines: $(DEPS_STAMP) $(ALL_JARS)
 	  PYSPARK_PYTHON=$(CURDIR)/$$venv/bin/python PYSPARK_DRIVER_PYTHON=$(CURDIR)/$$venv/bin/python \
 	    COLUMNS=250 $$venv/bin/python -m pytest -p no:cacheprovider -q $(LINE_SUITE); \
 	done
-	PETASTORM_SPARK_LINE=3.5 PETASTORM_SCALA=2.13 $(SBT) test < /dev/null
+	for line in $(SCALATEST_LINES); do \
+	  PETASTORM_SPARK_LINE=$${line%_*} PETASTORM_SCALA=$${line#*_} $(SBT) test < /dev/null || exit 1; done
 
 test-scala-lines:
 	for line in $(LINES); do PETASTORM_SPARK_LINE=$${line%_*} PETASTORM_SCALA=$${line#*_} $(SBT) test < /dev/null || exit 1; done
