@@ -70,8 +70,12 @@ def test_ingest_string_labels_keep_the_text_and_get_a_label_index(spark, image_f
     np.testing.assert_array_equal(rows["img_3.png"].image, pixels["img_3.png"])
     appended = ingest_images(spark, str(labels), str(folder), url, mode="Append")
     assert appended.rows == 12  # this ingest's rows, not the dataset's
+    assert ingest_images(spark, str(labels), str(folder), url, mode="ignore").rows == 0  # an existing output stays
     with make_reader(url) as reader:
         assert sorted(r.filename for r in reader) == sorted(list(animals) * 2)
+    empty = tmp_path / "empty"
+    empty.mkdir()  # exists, holds no data file
+    assert ingest_images(spark, str(labels), str(folder), empty.as_uri(), mode="append").rows == 12
 
 
 def test_ingest_images_command_names_an_existing_output_and_the_mode_to_use(spark, image_folder, tmp_path, capsys):

@@ -87,6 +87,16 @@ def _row_count(spark: SparkSession, output_url: str) -> int:
     return spark.read.format("petastorm").load(output_url).count()
 
 
+def _rows_there(spark: SparkSession, output_url: str) -> int:
+    """The rows of an existing `output_url`: 0 for a folder without data files (nothing to infer a schema from)."""
+    try:
+        return _row_count(spark, output_url)
+    except PySparkException as e:
+        if error_condition(e) == "UNABLE_TO_INFER_SCHEMA":
+            return 0
+        raise
+
+
 def ingest_images(spark: SparkSession, labels_csv: str, images_dir: str, output_url: str,
                   size: Optional[Tuple[int, int]] = None, codec: str = "ndarray",
                   mode: str = "errorifexists") -> IngestResult:
@@ -97,18 +107,21 @@ def ingest_images(spark: SparkSession, labels_csv: str, images_dir: str, output_
     `size` = (height, width) if given, and stored with `codec` ('ndarray' or 'png'). Labels as `read_labels` gives
     them. Unreadable images are counted in the result and left out, unless the session sets
     `spark.petastorm.image.onError=fail`, which fails the job instead. In the default `mode` an existing
-    `output_url` raises `OutputExistsError` (a `FileExistsError`) before anything is read; `append` adds to it (the
-    result counts the added rows). Works on classic and
-    Spark Connect sessions (the server needs the petastorm jar).
+    `output_url` raises `OutputExistsError` (a `FileExistsError`) before anything is read; `ignore` leaves it as it
+    is (0 rows written, nothing read) and `append` adds to it (the result counts the added rows). Works on classic
+    and Spark Connect sessions (the server needs the petastorm jar).
     """
     # Spark Connect's writer knows "error" but not its synonyms "errorifexists" and "default".
     mode = mode.strip().lower()
     mode = {"errorifexists": "error", "default": "error"}.get(mode, mode)
+    exists = mode in ("error", "ignore", "append") and _output_exists(spark, output_url)
     # Checked first: Spark's own check comes only after the shuffle before the write has run, reading the images.
-    if mode == "error" and _output_exists(spark, output_url):
+    if exists and mode == "error":
         raise OutputExistsError(f"ingest: output {output_url} already exists; use mode 'overwrite' to replace it or "
                                 f"'append' to add to it", output_url)
-    existing = _row_count(spark, output_url) if mode == "append" and _output_exists(spark, output_url) else 0
+    if exists and mode == "ignore":  # Spark would not write
+        return IngestResult(rows=0, failed_images=0, output=output_url)
+    existing = _rows_there(spark, output_url) if exists and mode == "append" else 0
     labels = read_labels(spark, labels_csv)
     partitions = max(_default_parallelism(spark), labels.count() // _ROWS_PER_PARTITION)
     images = labels.repartition(partitions).withColumn("image", _image_column(images_dir, size))

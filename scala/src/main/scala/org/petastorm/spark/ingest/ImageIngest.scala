@@ -2,11 +2,12 @@ package org.petastorm.spark.ingest
 
 import java.util.Locale
 
-import org.apache.hadoop.fs.{FileAlreadyExistsException, Path}
+import org.apache.hadoop.fs.{FileAlreadyExistsException, FileSystem, Path}
 import org.apache.spark.sql.{DataFrame, SparkSession}
 import org.apache.spark.sql.expressions.Window
 import org.apache.spark.sql.functions.{call_function, col, concat, expr, lit, row_number, trim}
 import org.apache.spark.sql.types.IntegerType
+import org.petastorm.spark.format.DatasetFiles
 import org.petastorm.spark.functions.load_image
 import org.petastorm.spark.image.ImageFailures
 
@@ -19,12 +20,35 @@ final case class IngestResult(rows: Long, failedImages: Long, output: String)
  * with `format("petastorm")` as a uint8 (H, W, 3) tensor column `image` (codec `ndarray` or `png`) beside
  * `filename` and `label` (see [[readLabels]]). Images that cannot be read are counted and left out, or fail the job
  * when `spark.petastorm.image.onError=fail`. In the default mode (`errorifexists`) an existing `output` fails with a
- * `FileAlreadyExistsException` naming it before any image is read.
+ * `FileAlreadyExistsException` naming it before any image is read; `ignore` leaves it as it is (0 rows written) and
+ * `append` adds to it (the result counts the added rows).
  */
 object ImageIngest {
   def run(spark: SparkSession, labelsCsv: String, imagesDir: String, output: String, size: Option[(Int, Int)],
           codec: String, mode: String): IngestResult = {
-    val existing = rowsAlreadyThere(spark, output, mode)
+    val saveMode = mode.trim.toLowerCase(Locale.ROOT)
+    val path = new Path(output)
+    val fs = path.getFileSystem(spark.sessionState.newHadoopConf())
+    val exists = fs.exists(path)
+    if (exists && Set("errorifexists", "error", "default")(saveMode)) {
+      // Checked before any work, so the error names the output and what to do (Spark's PATH_ALREADY_EXISTS does not).
+      throw new FileAlreadyExistsException(
+        s"ingest: output $output already exists; use mode 'overwrite' to replace it or 'append' to add to it")
+    }
+    if (exists && saveMode == "ignore") IngestResult(0, 0, path.toString) // Spark would not write: nothing is read
+    else {
+      val existing = if (exists && saveMode == "append" && holdsData(fs, path)) rowCount(spark, output) else 0L
+      write(spark, labelsCsv, imagesDir, output, size, codec, saveMode, existing)
+    }
+  }
+
+  /** For Java and Python callers: `height` and `width` of 0 keep the images' own size. */
+  def run(spark: SparkSession, labelsCsv: String, imagesDir: String, output: String, height: Int, width: Int,
+          codec: String, mode: String): IngestResult =
+    run(spark, labelsCsv, imagesDir, output, if (height > 0 && width > 0) Some((height, width)) else None, codec, mode)
+
+  private def write(spark: SparkSession, labelsCsv: String, imagesDir: String, output: String,
+                    size: Option[(Int, Int)], codec: String, saveMode: String, existing: Long): IngestResult = {
     val labels = readLabels(spark, labelsCsv)
     val partitions = math.max(spark.sparkContext.defaultParallelism, (labels.count() / 2000).toInt)
     val dir = imagesDir.stripSuffix("/") + "/"
@@ -35,37 +59,14 @@ object ImageIngest {
     }
     val before = ImageFailures.count(spark)
     labels.repartition(partitions).withColumn("image", image).where(col("image").isNotNull)
-      .write.format("petastorm").mode(mode).option("codec.image", codec).save(output)
+      .write.format("petastorm").mode(saveMode).option("codec.image", codec).save(output)
     val failed = ImageFailures.count(spark) - before
     IngestResult(rowCount(spark, output) - existing, failed, new Path(output).toString)
   }
 
-  /** For Java and Python callers: `height` and `width` of 0 keep the images' own size. */
-  def run(spark: SparkSession, labelsCsv: String, imagesDir: String, output: String, height: Int, width: Int,
-          codec: String, mode: String): IngestResult =
-    run(spark, labelsCsv, imagesDir, output, if (height > 0 && width > 0) Some((height, width)) else None, codec, mode)
-
-  /**
-   * The rows of `output` that this ingest does not write (`append` to an existing one), after refusing an existing
-   * output in the default mode: checked before any work, so the error names the output and what to do (Spark's
-   * PATH_ALREADY_EXISTS does not).
-   */
-  private def rowsAlreadyThere(spark: SparkSession, output: String, mode: String): Long =
-    mode.trim.toLowerCase(Locale.ROOT) match {
-      case "errorifexists" | "error" | "default" =>
-        if (outputExists(spark, output)) {
-          throw new FileAlreadyExistsException(
-            s"ingest: output $output already exists; use mode 'overwrite' to replace it or 'append' to add to it")
-        }
-        0L
-      case "append" if outputExists(spark, output) => rowCount(spark, output)
-      case _ => 0L
-    }
-
-  private def outputExists(spark: SparkSession, output: String): Boolean = {
-    val path = new Path(output)
-    path.getFileSystem(spark.sessionState.newHadoopConf()).exists(path)
-  }
+  /** Whether `output` (which exists) holds a data file: an empty folder has no rows to count. */
+  private def holdsData(fs: FileSystem, output: Path): Boolean =
+    !fs.getFileStatus(output).isDirectory || DatasetFiles.list(fs, output).exists(_._2.isFile)
 
   private def rowCount(spark: SparkSession, output: String): Long = spark.read.format("petastorm").load(output).count()
 

@@ -62,5 +62,9 @@ class ImageIngestSuite extends AnyFunSuite with LocalSpark {
     val appended = ImageIngest.run(spark, csv("b.png,cat", "c.png,dog"), images.toString, out, None, "png", "Append")
     assert(appended.rows == 2, "an append counts its own rows, not the dataset's")
     assert(spark.read.format("petastorm").load(out).count() == 3)
+    assert(ImageIngest.run(spark, csv("a.png,dog"), images.toString, out, None, "png", " IGNORE").rows == 0)
+    assert(spark.read.format("petastorm").load(out).count() == 3, "ignore leaves an existing output as it is")
+    val empty = tempDir("empty-output").toString // exists and holds no data file: an append has no rows to count
+    assert(ImageIngest.run(spark, csv("a.png,dog", "b.png,cat"), images.toString, empty, None, "png", "append").rows == 2)
   }
 }
