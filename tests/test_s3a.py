@@ -274,8 +274,8 @@ def test_load_image_reads_s3a_paths(driver, s3, tmp_path):
 
     # A dataset of images loaded from s3a, written to s3a, read by the Python reader through s3fs.
     driver.call("write_images", paths=s3a_paths, url=_url("image-ds"), size=[4, 6])
-    want = {p: tensor_from_json(t) for p, t in zip(s3a_paths, driver.call("load_images", paths=local_paths, size=[4, 6],
-                                                                  channels=3))}
+    loaded = driver.call("load_images", paths=local_paths, size=[4, 6], channels=3)
+    want = {p: tensor_from_json(t) for p, t in zip(s3a_paths, loaded)}
     with make_reader(f"s3://{BUCKET}/image-ds", storage_options=options) as reader:
         got = {row.path: row.image for row in reader}
     assert sorted(got) == sorted(want)
