@@ -107,7 +107,8 @@ venv: $(DEPS_STAMP)
 $(DEPS_STAMP): requirements/dev.lock pyproject.toml VERSION
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(UV) pip install --quiet --python $(PY) -r requirements/dev.lock
+	$(UV) pip install --quiet --python $(PY) --find-links "$$(scripts/pyspark-wheel.sh $(PYSPARK_VERSION))" \
+	  -r requirements/dev.lock
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	rm -f $(VENV)/.deps-* && touch $@
 
