@@ -13,7 +13,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from petastorm.spark.functions import image_failure_count, load_image
-from petastorm.spark.session import error_condition
+from petastorm.spark.session import error_condition, is_connect
 
 # Rows per partition of the label table when it is spread over the executors (images are read per partition).
 _ROWS_PER_PARTITION = 2000
@@ -61,7 +61,10 @@ def read_labels(spark: SparkSession, labels_csv: str) -> DataFrame:
 
 
 def _default_parallelism(spark: SparkSession) -> int:
-    """The cluster's default parallelism, measured: `spark.range` splits its rows into that many partitions."""
+    """The cluster's default parallelism: the SparkContext's, or on Spark Connect (no SparkContext) measured,
+    since `spark.range` splits its rows into that many partitions."""
+    if not is_connect(spark):
+        return spark.sparkContext.defaultParallelism
     return spark.range(1 << 16).select(F.spark_partition_id().alias("p")).agg(F.max("p")).first()[0] + 1
 
 
