@@ -13,7 +13,7 @@ import org.apache.spark.sql.internal.SQLConf
 import org.apache.spark.sql.sources.Filter
 import org.apache.spark.sql.types.StructType
 import org.petastorm.spark.codec.DecodeLimits
-import org.petastorm.spark.format.{DatasetFiles, Unischema}
+import org.petastorm.spark.format.DatasetFiles
 import org.petastorm.spark.tensor.TensorUDT
 
 /**
@@ -54,20 +54,17 @@ class PetastormFileFormat extends ParquetFileFormat {
     factory
   }
 
-  /** The Unischema of the dataset at `path`, whose files are checked first (see DatasetFiles). */
-  private def datasetSchema(path: Option[String], conf: Configuration): Option[Unischema] =
-    path.flatMap(p => DatasetFiles.checkedSchema(conf, new Path(p)))
-
-  private def readPlan(sparkSession: SparkSession, petastormOptions: PetastormReadOptions,
-                       schema: Option[Unischema]): ReadPlan =
+  /** The read plan of the dataset at the `path` option, whose files are checked first (see DatasetFiles). */
+  private def readPlan(sparkSession: SparkSession, options: Map[String, String], conf: Configuration): ReadPlan = {
+    val petastormOptions = PetastormReadOptions(options)
+    val schema = petastormOptions.path.flatMap(p => DatasetFiles.checkedSchema(conf, new Path(p)))
     ReadPlan(schema, petastormOptions.decode,
       petastormOptions.decodeLimits(DecodeLimits.fromConf(sparkSession.conf.getOption)))
+  }
 
   override def inferSchema(sparkSession: SparkSession, options: Map[String, String],
                            files: Seq[FileStatus]): Option[StructType] = {
-    val petastormOptions = PetastormReadOptions(options)
-    val schema = datasetSchema(petastormOptions.path, sparkSession.sessionState.newHadoopConfWithOptions(options))
-    val plan = readPlan(sparkSession, petastormOptions, schema)
+    val plan = readPlan(sparkSession, options, sparkSession.sessionState.newHadoopConfWithOptions(options))
     super.inferSchema(sparkSession, options, files).map(plan.readSchema)
   }
 
@@ -78,9 +75,7 @@ class PetastormFileFormat extends ParquetFileFormat {
   override def buildReaderWithPartitionValues(sparkSession: SparkSession, dataSchema: StructType,
       partitionSchema: StructType, requiredSchema: StructType, filters: Seq[Filter], options: Map[String, String],
       hadoopConf: Configuration): PartitionedFile => Iterator[InternalRow] = {
-    val petastormOptions = PetastormReadOptions(options)
-    val schema = datasetSchema(petastormOptions.path, hadoopConf)
-    val plan = readPlan(sparkSession, petastormOptions, schema)
+    val plan = readPlan(sparkSession, options, hadoopConf)
     val storageRequired = plan.storageSchema(requiredSchema)
     val decoded = requiredSchema.fieldNames.filter(n => plan.storageType(requiredSchema(n)) != requiredSchema(n)).toSet
     val read = super.buildReaderWithPartitionValues(sparkSession, plan.storageSchema(dataSchema), partitionSchema,
